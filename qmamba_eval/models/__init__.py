@@ -1,0 +1,66 @@
+"""Models: ``build_model(name_or_path, ...)`` returns an ``MLLM`` ready for ``generate``/``score_options``.
+
+Importing this package does not need mamba-ssm; the CUDA kernels are used only when asked for
+(``backend="mamba_ssm"``) or when ``backend="auto"`` finds them on a CUDA device.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .mllm import MLLM, MLLMConfig
+from .presets import PRESETS, get_preset
+
+__all__ = ["build_model", "MLLM", "MLLMConfig", "PRESETS", "get_preset"]
+
+
+def _dtype(dtype) -> Optional[torch.dtype]:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if dtype not in table:
+        raise ValueError(f"unknown dtype {dtype!r}; choose from {sorted(table)}")
+    return table[dtype]
+
+
+def build_model(name_or_path: str, device: str = "cpu", dtype=None, checkpoint: Optional[str] = None,
+                tokenizer: Optional[str] = None, vision_weights: Optional[dict] = None,
+                backend: str = "auto", seed: int = 0, **projector_overrides) -> MLLM:
+    """Build a model from a preset name or one of our checkpoint folders.
+
+    ``checkpoint``: weights for a preset (our folder, Cobra's ``.pt`` or a mamba-ssm LM state dict).
+    ``vision_weights``: ``{backbone name: local Hugging Face folder}``; without them the vision tower is
+    random (a warning says so). ``seed`` fixes any random initialisation, so runs are repeatable.
+    """
+    from .checkpoints import load_checkpoint, read_config
+    from .text import load_tokenizer
+
+    path = Path(name_or_path)
+    if name_or_path in PRESETS:
+        config = get_preset(name_or_path, **projector_overrides)
+    elif path.is_dir():
+        config = MLLMConfig.from_dict(read_config(path))
+        config.projector_kwargs.update(projector_overrides)
+        checkpoint = checkpoint or str(path)
+        if tokenizer is None and (path / "tokenizer.json").is_file():
+            tokenizer = str(path / "tokenizer.json")
+    else:
+        from ..registry import suggest
+
+        raise ValueError(f"{name_or_path!r} is neither a preset nor a checkpoint folder.{suggest(name_or_path, PRESETS)}")
+    torch.manual_seed(seed)
+    tok = load_tokenizer(tokenizer, config.name)
+    model = MLLM(config, tok, vision_weights=vision_weights, device=device, dtype=_dtype(dtype))
+    if checkpoint:
+        load_checkpoint(model, checkpoint)
+    else:
+        warnings.warn(f"model {config.name}: no checkpoint, RANDOM weights -- scores are not meaningful",
+                      stacklevel=2)
+    model.eval()
+    model.set_backend(backend)
+    return model

@@ -1,0 +1,136 @@
+"""Checkpoint formats: read, validate (naming every bad tensor), write.
+
+* **ours**: a folder with ``config.json`` (``MLLMConfig``) and ``model.safetensors`` (keys ``vision.*``,
+  ``projector.*``, ``llm.*``); ``lm_head.weight`` is left out when tied to the embedding.
+* **cobra**: Cobra's released ``.pt`` -- ``torch.load(f)["model"]`` = ``{"projector": {"projector.0.weight",
+  ...}, "llm_backbone": {"llm.backbone.*", "llm.lm_head.weight"}}``. The vision tower is not in it.
+* **mamba_ssm**: a ``MambaLMHeadModel`` state dict (``backbone.*``, ``lm_head.weight``; ``.bin``/``.pt``
+  or ``.safetensors``) -- loaded into the LLM only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping
+
+import torch
+import torch.nn as nn
+
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not fit the model; the message names the offending tensors."""
+
+
+def _fmt(names, limit=8) -> str:
+    names = sorted(names)
+    more = f" ... (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], where: str, prefix: str = "",
+              allow_missing: tuple = ()) -> None:
+    """Strict load with a readable error: missing, unexpected and mis-shaped tensors by name."""
+    expected = module.state_dict()
+    tied = _tied_names(module)
+    missing = [k for k in expected if k not in state and k not in tied and not k.startswith(allow_missing)]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)})"
+              for k in state if k in expected and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"checkpoint {where} does not fit the model"]
+        if missing:
+            parts.append(f"missing {len(missing)}: {_fmt(prefix + k for k in missing)}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)}: {_fmt(prefix + k for k in unexpected)}")
+        if shapes:
+            parts.append(f"wrong shape {len(shapes)}: {_fmt(prefix + s for s in shapes)}")
+        parts.append("check the preset / config matches the checkpoint (e.g. num_queries, vision encoder)")
+        raise CheckpointError("; ".join(parts))
+    module.load_state_dict(state, strict=False)
+
+
+def _tied_names(module: nn.Module) -> set:
+    """Names of parameters that share storage with an earlier name (e.g. a tied lm_head)."""
+    seen, tied = {}, set()
+    for name, p in module.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            tied.add(name)
+        seen.setdefault(id(p), name)
+    return tied
+
+
+def read_state(path: Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors, truncated files
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
+
+
+def detect_format(path: Path) -> str:
+    path = Path(path)
+    if path.is_dir():
+        if (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file():
+            return "ours"
+        raise CheckpointError(f"folder {path} has no {CONFIG_FILE} + {WEIGHTS_FILE}")
+    state = read_state(path)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict) and \
+            {"projector", "llm_backbone"} <= set(state["model"]):
+        return "cobra"
+    if isinstance(state, dict) and any(k.startswith("backbone.") for k in state):
+        return "mamba_ssm"
+    if isinstance(state, dict) and any(k.startswith(("projector.", "llm.")) for k in state):
+        return "ours_flat"
+    keys = list(state)[:5] if isinstance(state, dict) else type(state).__name__
+    raise CheckpointError(f"unrecognised checkpoint {path}: top-level keys {keys}; expected our folder format, "
+                          "Cobra's {'model': {'projector', 'llm_backbone'}} or a mamba-ssm LM state dict")
+
+
+def load_checkpoint(model: nn.Module, path) -> str:
+    """Load weights at ``path`` into an ``MLLM``; returns the detected format."""
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "ours":
+        from safetensors.torch import load_file
+
+        load_into(model, load_file(str(path / WEIGHTS_FILE)), str(path))
+    elif fmt == "ours_flat":
+        load_into(model, read_state(path), str(path))
+    elif fmt == "cobra":
+        m = read_state(path)["model"]
+        load_into(model.projector, m["projector"], f"{path} [projector]", prefix="projector.",
+                  allow_missing=("connector.",) if model.projector.__class__.__name__ != "FixedScanProjector" else ())
+        llm = {k[len("llm."):] if k.startswith("llm.") else k: v for k, v in m["llm_backbone"].items()}
+        load_into(model.llm, llm, f"{path} [llm_backbone]", prefix="llm.")
+    elif fmt == "mamba_ssm":
+        if not hasattr(model.llm, "backbone"):
+            raise CheckpointError(f"{path} is a Mamba LM state dict but the model's LLM is {model.config.llm}")
+        load_into(model.llm, read_state(path), str(path), prefix="llm.")
+    model.checkpoint = {"path": str(path), "format": fmt}
+    return fmt
+
+
+def save_model(model: nn.Module, folder) -> Path:
+    """Write our format: config.json + model.safetensors (tied copies left out)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tied = _tied_names(model)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k not in tied}
+    save_file(state, str(folder / WEIGHTS_FILE))
+    (folder / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2, sort_keys=True))
+    return folder
+
+
+def read_config(folder) -> dict:
+    return json.loads((Path(folder) / CONFIG_FILE).read_text())

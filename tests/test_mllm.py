@@ -1,0 +1,140 @@
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from qmamba_eval.models import PRESETS, build_model
+from qmamba_eval.models.checkpoints import CheckpointError, load_checkpoint, save_model
+from qmamba_eval.models.mamba import MambaConfig, MambaLM
+
+TINY = [n for n in PRESETS if n.startswith("tiny-")]
+
+
+def images(n=3):
+    g = torch.Generator().manual_seed(0)
+    return [Image.fromarray((torch.rand(40 + 8 * i, 56, 3, generator=g) * 255).byte().numpy()) for i in range(n)]
+
+
+PROMPTS = ["What color is it?", "How many shapes are there in this small picture?", "Yes?"]
+
+
+def sharpen(model):
+    """Random init barely uses context; scale the mixers so input differences reach the logits."""
+    with torch.no_grad():
+        for n, p in model.llm.named_parameters():
+            if "out_proj" in n:
+                p.mul_(20)
+    return model
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_batched_equals_one_by_one(name):
+    m = sharpen(build_model(name))
+    ims = images()
+    batched = m.generate(ims, PROMPTS, max_new_tokens=6)
+    single = [m.generate([i], [p], max_new_tokens=6)[0] for i, p in zip(ims, PROMPTS)]
+    assert batched == single
+    s_b = m.score_options(ims, PROMPTS, ["Yes", "No"])
+    s_1 = torch.cat([m.score_options([i], [p], ["Yes", "No"]) for i, p in zip(ims, PROMPTS)])
+    torch.testing.assert_close(s_b, s_1, rtol=1e-4, atol=1e-4)
+    assert s_b.shape == (3, 2) and bool((s_b < 0).all())
+
+
+def test_padding_reaches_the_prefill_logits():
+    m = sharpen(build_model("tiny-qmamba"))
+    ims = images(2)
+    vis = m.encode_images(ims)
+    ids = m._text_ids(PROMPTS[:2])
+    e, mask = m._assemble(vis, ids)
+    assert mask[0].sum() == vis.shape[1] + len(ids[0]) and mask[0, 0] == 0  # left padding
+    both, _ = m.llm.prefill(e, mask)
+    e1, m1 = m._assemble(vis[:1], ids[:1])
+    one, _ = m.llm.prefill(e1, m1)
+    torch.testing.assert_close(both[:1], one, rtol=1e-5, atol=1e-5)
+
+
+def test_chat_template_is_zephyr_for_mamba():
+    m = build_model("tiny-cobra")
+    assert m.tokenizer.decode(m._text_ids(["hi"])[0]) == "<|user|>\nhi\n<|assistant|>\n"  # eos is special
+    assert m.tokenizer.encode("<|endoftext|>") == [m.tokenizer.eos_id]
+
+
+def test_generate_stop_strings_and_length():
+    m = sharpen(build_model("tiny-llava-style"))
+    full = m.generate(images(1), ["x"], max_new_tokens=8)[0]
+    assert len(full) > 2
+    stop = full[2]
+    cut = m.generate(images(1), ["x"], max_new_tokens=8, stop=[stop])[0]
+    assert stop not in cut and full.startswith(cut.strip()[:1] if cut else "")
+
+
+def test_identity_records_backend_and_random_init():
+    ident = build_model("tiny-qmamba").identity()
+    assert ident["random_init"] and ident["mamba_backend"] == "reference"
+    assert ident["parameters"] > 0 and len(ident["config_fingerprint"]) == 12
+
+
+def test_query_count_override_and_unknown_preset():
+    m = build_model("tiny-qmamba", num_queries=9)
+    assert m.encode_images(images(1)).shape[1] == 9
+    with pytest.raises(ValueError, match="Did you mean 'tiny-qmamba'"):
+        build_model("tiny-qmama")
+
+
+def test_our_format_round_trip(tmp_path):
+    m = build_model("tiny-qmamba", seed=3)
+    save_model(m, tmp_path / "ck")
+    assert json.loads((tmp_path / "ck" / "config.json").read_text())["name"] == "tiny-qmamba"
+    m2 = build_model(str(tmp_path / "ck"), seed=4)
+    ims = images(2)
+    torch.testing.assert_close(m2.encode_images(ims), m.encode_images(ims))
+    assert m2.generate(ims, PROMPTS[:2]) == m.generate(ims, PROMPTS[:2])
+    assert m2.identity()["checkpoint"]["format"] == "ours"
+
+
+def test_cobra_format_round_trip(tmp_path):
+    m = build_model("tiny-cobra", seed=5)
+    proj = {k: v for k, v in m.projector.state_dict().items()}
+    assert set(proj) == {f"projector.{i}.{w}" for i in (0, 2, 4) for w in ("weight", "bias")}
+    llm = {f"llm.{k}": v for k, v in m.llm.state_dict().items()}
+    torch.save({"model": {"projector": proj, "llm_backbone": llm}}, tmp_path / "cobra.pt")
+    m2 = build_model("tiny-cobra", seed=6, checkpoint=str(tmp_path / "cobra.pt"))
+    for k, v in m.projector.state_dict().items():
+        torch.testing.assert_close(m2.projector.state_dict()[k], v)
+    torch.testing.assert_close(m2.llm.lm_head.weight, m.llm.lm_head.weight)
+    assert m2.checkpoint["format"] == "cobra"
+
+
+def test_mamba_ssm_lm_state_dict_loads(tmp_path):
+    m = build_model("tiny-qmamba", seed=7)
+    lm = MambaLM(MambaConfig(**m.config.llm_config))
+    torch.save(lm.state_dict(), tmp_path / "pytorch_model.bin")
+    load_checkpoint(m, tmp_path / "pytorch_model.bin")
+    torch.testing.assert_close(m.llm.backbone.layers[1].mixer.A_log, lm.backbone.layers[1].mixer.A_log)
+
+
+def test_bad_checkpoints_name_the_tensors(tmp_path):
+    m = build_model("tiny-cobra")
+    llm = {f"llm.{k}": v for k, v in m.llm.state_dict().items()}
+    proj = dict(m.projector.state_dict())
+    proj["projector.0.weight"] = torch.zeros(3, 3)  # wrong shape
+    del proj["projector.4.bias"]  # missing
+    proj["projector.9.weight"] = torch.zeros(1)  # unexpected
+    torch.save({"model": {"projector": proj, "llm_backbone": llm}}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(m, tmp_path / "bad.pt")
+    msg = str(e.value)
+    assert "projector.projector.4.bias" in msg and "projector.projector.9.weight" in msg
+    assert "projector.projector.0.weight (checkpoint (3, 3)" in msg
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(m, tmp_path / "junk.pt")
+    torch.save({"foo": torch.zeros(1)}, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError, match="unrecognised"):
+        load_checkpoint(m, tmp_path / "odd.pt")
+    # a Q-Mamba checkpoint with another query count
+    q = build_model("tiny-qmamba", num_queries=8)
+    save_model(q, tmp_path / "q8")
+    with pytest.raises(CheckpointError, match="queries"):
+        build_model("tiny-qmamba", checkpoint=str(tmp_path / "q8"))
