@@ -1,0 +1,142 @@
+"""Where documents come from: ``sample`` (embedded), ``hub`` (Hugging Face datasets) or a local path.
+
+Every source yields rows in the hub schema of the task (see ``tasks/*.toml``: ``required_columns``) and
+a fingerprint of the data, recorded in results so runs on different data are never compared silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from ..tasks import Task
+from . import local
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "assets" / "sample"
+SAMPLE_NOTE = "embedded synthetic sample: NOT benchmark data, scores are not benchmark scores"
+
+
+@dataclass
+class DataInfo:
+    source: str  # "sample" | "hub:<path>" | local path
+    fingerprint: str
+    n_total: int
+    is_sample: bool = False
+    image_root: str | None = None
+    notes: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "fingerprint": self.fingerprint, "n_total": self.n_total,
+                "is_sample": self.is_sample, "notes": self.notes}
+
+
+def sha256_json(rows) -> str:
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(json.dumps(r, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+    return rows
+
+
+def _sample(task: Task) -> tuple[list[dict], DataInfo]:
+    path = SAMPLE_DIR / f"{task.name}.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no embedded sample for task {task.name} ({path})")
+    rows = read_jsonl(path)
+    h = hashlib.sha256(path.read_bytes())
+    for name in sorted({r["image"] for r in rows}):
+        h.update((SAMPLE_DIR / "images" / name).read_bytes())
+    info = DataInfo("sample", h.hexdigest()[:16], len(rows), True, str(SAMPLE_DIR / "images"), [SAMPLE_NOTE])
+    return rows, info
+
+
+class HubRows(Sequence):
+    """Rows of a ``datasets.Dataset`` as dicts, decoded one at a time (images stay lazy)."""
+
+    def __init__(self, ds, join=None):
+        self.ds, self.join = ds, join
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        row = dict(self.ds[int(i)])
+        if self.join is not None:
+            row["image"] = self.join(row)
+        return row
+
+
+def _load_hub_dataset(path, name, split, cache_dir):
+    import datasets
+
+    try:
+        return datasets.load_dataset(path, name, split=split, cache_dir=cache_dir)
+    except Exception as e:  # ConnectionError, OfflineModeIsEnabled, DatasetNotFoundError, ...
+        offline = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE")
+        raise ConnectionError(
+            f"cannot load {path} ({name or 'default'}, split {split}) from the Hugging Face hub: "
+            f"{type(e).__name__}: {e}. "
+            + ("HF offline mode is on and the dataset is not in the cache. " if offline else
+               "Is the hub reachable (HF_ENDPOINT, proxy)? ")
+            + "Download it once where there is network (same cache dir via --cache-dir / HF_DATASETS_CACHE) "
+              "or pass a local copy with --data PATH.") from e
+
+
+def _hub(task: Task, cache_dir: str | None) -> tuple[Sequence, DataInfo]:
+    hub = task.hub
+    paths = [hub["path"]] + ([hub["legacy_path"]] if hub.get("legacy_path") else [])
+    errors = []
+    for path in paths:
+        try:
+            ds = _load_hub_dataset(path, hub.get("name"), hub["split"], cache_dir)
+        except ConnectionError as e:
+            errors.append(str(e))
+            continue
+        join = None
+        if hub.get("images_name"):  # GQA: questions and images are separate configs
+            images = _load_hub_dataset(path, hub["images_name"], hub["split"], cache_dir)
+            index = {row_id: k for k, row_id in enumerate(images["id"])}
+            task_columns = set(ds.column_names) | {"image"}
+
+            def join(row, images=images, index=index):
+                k = index.get(row["imageId"])
+                return None if k is None else images[k]["image"]
+        else:
+            task_columns = set(ds.column_names)
+        task.check_columns(task_columns, f"hub dataset {path}")
+        fp = getattr(ds, "_fingerprint", None) or sha256_json([ds.num_rows, path, hub])
+        return HubRows(ds, join), DataInfo(f"hub:{path}", str(fp)[:16], len(ds))
+    raise ConnectionError(" | ".join(errors))
+
+
+def load_docs(task: Task, data: str = "sample", limit: int | None = None,
+              cache_dir: str | None = None) -> tuple[Sequence, DataInfo]:
+    """Rows for ``task`` from ``data`` (sample | hub | path), first ``limit`` of them."""
+    if data == "sample":
+        rows, info = _sample(task)
+    elif data == "hub":
+        rows, info = _hub(task, cache_dir)
+    else:
+        rows, info = local.load(task, Path(data))
+    if not info.is_sample and rows is not None and len(rows) == 0:
+        raise ValueError(f"{info.source}: no rows for task {task.name}")
+    if isinstance(rows, list) and rows:
+        task.check_columns(set(rows[0]), info.source)
+    if limit is not None and limit < len(rows):
+        rows = rows[:limit] if isinstance(rows, list) else [rows[i] for i in range(limit)]
+    return rows, info

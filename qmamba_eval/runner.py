@@ -1,0 +1,269 @@
+"""Evaluation runs: batched inference that writes a predictions file, then scoring of that file.
+
+Layout of a run folder (``<output-dir>/<run-name>/``):
+* ``run.json``            -- what the run is (model, data, options); a resume must match it
+* ``samples_<task>.jsonl`` -- one line per question: id, split, prompt, raw answer, parsed answer, score,
+                             references (and ``error`` when the image could not be read)
+* ``results.json``        -- metrics per task and split with everything needed to compare runs later
+
+Lines are appended and fsync-ed batch by batch, so a crash or Ctrl-C loses at most the batch in flight and
+re-running the same command resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .data import ImageLoadError, load_docs, load_image
+from .tasks import Task, get_task
+
+RESULTS_SCHEMA = 1
+
+
+@dataclass
+class RunConfig:
+    tasks: list
+    model: str = "tiny-qmamba"
+    checkpoint: str | None = None
+    tokenizer: str | None = None
+    data: str = "sample"
+    limit: int | None = None
+    batch_size: int = 8
+    device: str = "cpu"
+    dtype: str | None = None
+    backend: str = "auto"
+    output_dir: str = "results/runs"
+    run_name: str | None = None
+    seed: int = 0
+    prompt: dict = field(default_factory=dict)  # task -> prompt variant
+    options: dict = field(default_factory=dict)  # e.g. pope_parser, vqa_rule
+    cache_dir: str | None = None
+    max_new_tokens: int | None = None
+    progress: bool = True
+
+    def identity(self) -> dict:
+        """What makes two runs the same run (the limit is left out: a larger limit extends a run)."""
+        keep = ("model", "checkpoint", "tokenizer", "data", "device", "dtype", "backend", "seed", "prompt",
+                "options", "max_new_tokens")
+        return {k: getattr(self, k) for k in keep}
+
+    def default_run_name(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:8]
+        data = "sample" if self.data == "sample" else "hub" if self.data == "hub" else Path(self.data).name
+        return f"{Path(self.model).name}-{data}-s{self.seed}-{digest}"
+
+
+def library_versions() -> dict:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("qmamba-eval", "torch", "transformers", "datasets", "tokenizers", "mamba-ssm", "causal-conv1d"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+# -- samples file --------------------------------------------------------------------------------
+
+
+def read_samples(path: Path) -> list[dict]:
+    """Lines of a samples file; a torn last line (crash mid-write) is cut off and dropped."""
+    if not path.is_file():
+        return []
+    rows, good_bytes = [], 0
+    with open(path, "rb") as f:
+        for raw in f:
+            try:
+                rows.append(json.loads(raw))
+                good_bytes += len(raw)
+            except json.JSONDecodeError:
+                break
+    if good_bytes != path.stat().st_size:
+        with open(path, "r+b") as f:
+            f.truncate(good_bytes)
+    return rows
+
+
+def append_samples(path: Path, rows: list[dict]) -> None:
+    with open(path, "a") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def score_samples(task: Task, samples: list[dict], options: dict) -> dict:
+    """Aggregate metrics of scored samples (pure: the same samples give the same numbers)."""
+    return task.hooks.aggregate(samples, options)
+
+
+def task_options(task: Task, cfg_options: dict) -> dict:
+    opts = dict(task.options)
+    opts.update({k: v for k, v in cfg_options.items() if k in task.options and v is not None})
+    return opts
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+
+class Runner:
+    def __init__(self, cfg: RunConfig, model=None):
+        self.cfg = cfg
+        self.run_dir = Path(cfg.output_dir) / (cfg.run_name or cfg.default_run_name())
+        self._model = model
+
+    @property
+    def model(self):
+        if self._model is None:
+            from .models import build_model
+
+            self._model = build_model(self.cfg.model, device=self.cfg.device, dtype=self.cfg.dtype,
+                                      checkpoint=self.cfg.checkpoint, tokenizer=self.cfg.tokenizer,
+                                      backend=self.cfg.backend, seed=self.cfg.seed)
+        return self._model
+
+    def _check_run_file(self, tasks: list[Task]) -> dict:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        run_file = self.run_dir / "run.json"
+        meta = {"config": self.cfg.identity(), "task_versions": {t.name: t.version for t in tasks}}
+        if run_file.is_file():
+            old = json.loads(run_file.read_text())
+            if old.get("config") != meta["config"]:
+                raise RuntimeError(f"{self.run_dir} holds a different run ({old.get('config')}); "
+                                   "choose another --run-name or delete the folder")
+            for name, v in old.get("task_versions", {}).items():
+                if name in meta["task_versions"] and meta["task_versions"][name] != v:
+                    raise RuntimeError(f"{self.run_dir}: task {name} was version {v} and is now "
+                                       f"{meta['task_versions'][name]}; its samples cannot be resumed. "
+                                       "Use another --run-name or delete the folder")
+            meta["task_versions"] = {**old.get("task_versions", {}), **meta["task_versions"]}
+        run_file.write_text(json.dumps(meta, indent=1, sort_keys=True))
+        return meta
+
+    def run(self) -> dict:
+        tasks = [get_task(t) for t in self.cfg.tasks]
+        self._check_run_file(tasks)
+        results_path = self.run_dir / "results.json"
+        results = json.loads(results_path.read_text()) if results_path.is_file() else {"tasks": {}}
+        for task in tasks:
+            results["tasks"][task.name] = self.run_task(task)
+            self._write_results(results, results_path)
+        return results
+
+    def _write_results(self, results: dict, path: Path) -> None:
+        model = self._model
+        results.update({
+            "schema": RESULTS_SCHEMA,
+            "run": {"name": self.run_dir.name, "command": " ".join(sys.argv), "config": self.cfg.identity(),
+                    "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+            "model": model.identity() if model is not None else results.get("model"),
+            "environment": {"versions": library_versions(), "platform": platform.platform(),
+                            "device_name": _device_name(self.cfg.device)},
+        })
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=1, sort_keys=True, default=str))
+        tmp.replace(path)
+
+    def run_task(self, task: Task) -> dict:
+        cfg = self.cfg
+        variant = cfg.prompt.get(task.name, cfg.prompt.get("*", "default"))
+        if variant not in task.prompts:
+            from .registry import suggest
+
+            raise ValueError(f"task {task.name} has no prompt variant {variant!r}.{suggest(variant, task.prompts)}")
+        opts = task_options(task, cfg.options)
+        docs, info = load_docs(task, cfg.data, cfg.limit, cfg.cache_dir)
+        path = self.run_dir / f"samples_{task.name}.jsonl"
+        done = {str(s["question_id"]) for s in read_samples(path)}
+        todo = [i for i in range(len(docs)) if self._qid(task, docs[i]) not in done]
+        t0 = time.perf_counter()
+        model_s = self._infer(task, docs, todo, variant, opts, info, path)
+        wall = time.perf_counter() - t0
+        wanted = {self._qid(task, docs[i]) for i in range(len(docs))}
+        samples = [s for s in read_samples(path) if str(s["question_id"]) in wanted]
+        metrics = score_samples(task, samples, opts)
+        return {
+            "version": task.version, "n_samples": len(samples), "n_errors": sum(1 for s in samples if s.get("error")),
+            "n_resumed": len(docs) - len(todo), "prompt_variant": variant, "prompt_template": task.prompts[variant],
+            "options": opts, "data": info.to_dict(), "limit": cfg.limit, "metrics": metrics,
+            "samples_file": path.name,
+            "timing": {"wall_s": round(wall, 3), "model_s": round(model_s, 3),
+                       "samples_per_s": round(len(todo) / wall, 2) if todo and wall > 0 else None},
+        }
+
+    @staticmethod
+    def _qid(task: Task, doc: dict) -> str:
+        return str(doc.get("question_id", doc.get("id")))
+
+    def _infer(self, task, docs, todo, variant, opts, info, path) -> float:
+        if not todo:
+            return 0.0
+        from tqdm import tqdm
+
+        model = self.model
+        max_new = self.cfg.max_new_tokens or task.max_new_tokens
+        bar = tqdm(total=len(todo), desc=task.name, unit="sample", disable=not self.cfg.progress, dynamic_ncols=True)
+        model_s = 0.0
+        try:
+            for start in range(0, len(todo), self.cfg.batch_size):
+                batch = [docs[i] for i in todo[start:start + self.cfg.batch_size]]
+                rows, ready = [], []
+                for doc in batch:
+                    row = {"question_id": self._qid(task, doc), "split": task.split_of(doc),
+                           "prompt": task.prompt(doc, variant), "references": task.hooks.references(doc)}
+                    try:
+                        ready.append((row, load_image(doc["image"], info.image_root)))
+                    except ImageLoadError as e:
+                        row.update(answer="", parsed="", score=0.0, error=f"image: {e}")
+                        rows.append(row)
+                if ready:
+                    t = time.perf_counter()
+                    answers = model.generate([im for _, im in ready], [r["prompt"] for r, _ in ready],
+                                             max_new_tokens=max_new)
+                    model_s += time.perf_counter() - t
+                    for (row, _), answer in zip(ready, answers):
+                        parsed, score = task.hooks.score_one(answer, row["references"], opts)
+                        row.update(answer=answer, parsed=parsed, score=score)
+                        rows.append(row)
+                append_samples(path, rows)
+                bar.update(len(batch))
+        finally:
+            bar.close()
+        return model_s
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cuda (unavailable)"
+    return platform.processor() or platform.machine()
+
+
+# -- headline table -----------------------------------------------------------------------------------
+
+HEADLINE = {"vqav2": ["accuracy"], "gqa": ["accuracy"], "textvqa": ["accuracy"],
+            "pope": ["mean/f1", "mean/accuracy", "adversarial/f1", "popular/f1", "random/f1", "mean/yes_ratio"],
+            "mme": ["perception", "cognition"]}
+
+
+def format_table(results: dict) -> str:
+    lines = [f"{'task':<9} {'metric':<16} {'value':>9} {'n':>6}  data"]
+    lines.append("-" * 60)
+    for name, t in results["tasks"].items():
+        keys = [k for k in HEADLINE.get(name, []) if k in t["metrics"]] or list(t["metrics"])[:4]
+        for k in keys:
+            src = t["data"]["source"] + (" (SAMPLE - not a benchmark score)" if t["data"]["is_sample"] else "")
+            lines.append(f"{name:<9} {k:<16} {t['metrics'][k]:>9.2f} {t['n_samples']:>6}  {src}")
+        if t.get("n_errors"):
+            lines.append(f"{'':<9} {'errors':<16} {t['n_errors']:>9d}")
+    return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""Task registry: task definitions are TOML files (``tasks/*.toml``) naming a hook set.
+
+A task has a ``metadata.version`` (bump it when prompts or scoring change: results of different
+versions are never compared silently), named prompt variants, the hub dataset it comes from and the
+columns it needs.  Extra task folders can be added with ``QMAMBA_TASKS_PATH`` (os.pathsep-separated).
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .hooks import HOOKS, Hooks
+from .registry import lookup
+
+TASKS_DIR = Path(__file__).resolve().parents[1] / "tasks"
+
+
+@dataclass
+class Task:
+    name: str
+    version: str
+    hooks: Hooks
+    prompts: dict
+    required_columns: list
+    description: str = ""
+    max_new_tokens: int = 16
+    split_column: str | None = None
+    hub: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    source_file: str = ""
+
+    def prompt(self, doc: dict, variant: str = "default") -> str:
+        template = lookup(self.prompts, variant, f"prompt variant of task {self.name}")
+        fields = self.hooks.fields(doc)
+        try:
+            return template.format(**fields)
+        except KeyError as e:
+            raise ValueError(f"task {self.name}: prompt {variant!r} uses {e}, which this row lacks") from None
+
+    def split_of(self, doc: dict) -> str:
+        return str(doc.get(self.split_column) or "all") if self.split_column else "all"
+
+    def check_columns(self, columns, where: str) -> None:
+        missing = [c for c in self.required_columns if c not in columns]
+        if missing:
+            raise ValueError(f"{where}: task {self.name} needs column(s) {missing}; found {sorted(columns)}. "
+                             f"Rename the columns or pass data in the hub schema ({self.hub.get('path', '?')}).")
+
+
+def _parse(path: Path) -> Task:
+    raw = tomllib.loads(path.read_text())
+    try:
+        version = str(raw["metadata"]["version"])
+        task = Task(name=raw["name"], version=version, hooks=lookup(HOOKS, raw["hooks"], "task hook set"),
+                    prompts=dict(raw["prompts"]), required_columns=list(raw["required_columns"]),
+                    description=raw.get("description", ""), max_new_tokens=int(raw.get("max_new_tokens", 16)),
+                    split_column=raw.get("split_column"), hub=dict(raw.get("hub", {})),
+                    options=dict(raw.get("options", {})), source_file=str(path))
+    except KeyError as e:
+        raise ValueError(f"task file {path} lacks {e}") from None
+    if "default" not in task.prompts:
+        raise ValueError(f"task file {path} has no 'default' prompt")
+    for name, tpl in task.prompts.items():
+        list(string.Formatter().parse(tpl))  # raises on a malformed template
+    return task
+
+
+def _task_dirs() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("QMAMBA_TASKS_PATH", "").split(os.pathsep) if p]
+    return [TASKS_DIR, *extra]
+
+
+def all_tasks() -> dict[str, Task]:
+    tasks = {}
+    for d in _task_dirs():
+        for f in sorted(d.glob("*.toml")):
+            t = _parse(f)
+            tasks[t.name] = t
+    return tasks
+
+
+def get_task(name: str) -> Task:
+    return lookup(all_tasks(), name, "task")
