@@ -183,13 +183,14 @@ class Runner:
         opts = task_options(task, cfg.options)
         docs, info = load_docs(task, cfg.data, cfg.limit, cfg.cache_dir)
         path = self.run_dir / f"samples_{task.name}.jsonl"
-        done = {str(s["question_id"]) for s in read_samples(path)}
-        todo = [i for i in range(len(docs)) if self._qid(task, docs[i]) not in done]
+        done = {s["key"] for s in read_samples(path)}
+        keys = sample_keys(question_ids(docs))
+        todo = [i for i, k in enumerate(keys) if k not in done]
         t0 = time.perf_counter()
-        model_s = self._infer(task, docs, todo, variant, opts, info, path)
+        model_s = self._infer(task, docs, todo, keys, variant, opts, info, path)
         wall = time.perf_counter() - t0
-        wanted = {self._qid(task, docs[i]) for i in range(len(docs))}
-        samples = [s for s in read_samples(path) if str(s["question_id"]) in wanted]
+        wanted = set(keys)
+        samples = [s for s in read_samples(path) if s["key"] in wanted]
         metrics = score_samples(task, samples, opts)
         return {
             "version": task.version, "n_samples": len(samples), "n_errors": sum(1 for s in samples if s.get("error")),
@@ -200,11 +201,8 @@ class Runner:
                        "samples_per_s": round(len(todo) / wall, 2) if todo and wall > 0 else None},
         }
 
-    @staticmethod
-    def _qid(task: Task, doc: dict) -> str:
-        return str(doc.get("question_id", doc.get("id")))
 
-    def _infer(self, task, docs, todo, variant, opts, info, path) -> float:
+    def _infer(self, task, docs, todo, keys, variant, opts, info, path) -> float:
         if not todo:
             return 0.0
         from tqdm import tqdm
@@ -215,10 +213,11 @@ class Runner:
         model_s = 0.0
         try:
             for start in range(0, len(todo), self.cfg.batch_size):
-                batch = [docs[i] for i in todo[start:start + self.cfg.batch_size]]
+                idx = todo[start:start + self.cfg.batch_size]
                 rows, ready = [], []
-                for doc in batch:
-                    row = {"question_id": self._qid(task, doc), "split": task.split_of(doc),
+                for i in idx:
+                    doc = docs[i]
+                    row = {"key": keys[i], "question_id": question_id(doc), "split": task.split_of(doc),
                            "prompt": task.prompt(doc, variant), "references": task.hooks.references(doc)}
                     try:
                         ready.append((row, load_image(doc["image"], info.image_root)))
@@ -235,10 +234,34 @@ class Runner:
                         row.update(answer=answer, parsed=parsed, score=score)
                         rows.append(row)
                 append_samples(path, rows)
-                bar.update(len(batch))
+                bar.update(len(idx))
         finally:
             bar.close()
         return model_s
+
+
+def question_id(doc: dict) -> str:
+    return str(doc["question_id"] if "question_id" in doc else doc["id"])
+
+
+def question_ids(docs) -> list[str]:
+    """Ids without decoding images: straight from the columns of a hub dataset."""
+    ds = getattr(docs, "ds", None)
+    if ds is not None:
+        col = "question_id" if "question_id" in ds.column_names else "id"
+        return [str(q) for q in ds[col]]
+    return [question_id(d) for d in docs]
+
+
+def sample_keys(qids: list[str]) -> list[str]:
+    """Unique keys for resuming: the question id, with "#n" on its n-th repeat (MME ids name the image)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for q in qids:
+        n = seen.get(q, 0)
+        seen[q] = n + 1
+        keys.append(q if n == 0 else f"{q}#{n}")
+    return keys
 
 
 def _device_name(device: str) -> str:

@@ -138,5 +138,5 @@ def load_docs(task: Task, data: str = "sample", limit: int | None = None,
     if isinstance(rows, list) and rows:
         task.check_columns(set(rows[0]), info.source)
     if limit is not None and limit < len(rows):
-        rows = rows[:limit] if isinstance(rows, list) else [rows[i] for i in range(limit)]
+        rows = rows[:limit] if isinstance(rows, list) else HubRows(rows.ds.select(range(limit)), rows.join)
     return rows, info

@@ -8,7 +8,6 @@ encoder is randomly initialised and says so loudly.
 
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -18,7 +17,6 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-log = logging.getLogger(__name__)
 
 SIGLIP_MEAN, SIGLIP_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -104,7 +102,6 @@ class VisionEncoder(nn.Module):
             msg = (f"vision encoder {name!r}: no weights for {missing}; using RANDOM initialisation "
                    f"(scores will be meaningless). Pass a local Hugging Face folder per backbone.")
             warnings.warn(msg, stacklevel=2)
-            log.warning(msg)
         self.random_init = bool(missing)
         self.backbones = nn.ModuleList(_hf_backbone(s, weights.get(b), device, dtype)
                                        for b, s in zip(ENCODERS[name], self.specs))
