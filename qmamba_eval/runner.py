@@ -101,6 +101,14 @@ def append_samples(path: Path, rows: list[dict]) -> None:
         os.fsync(f.fileno())
 
 
+def answers_digest(samples: list[dict]) -> str:
+    """Fingerprint of the raw answers, in key order: equal digests = the model said exactly the same."""
+    h = hashlib.sha256()
+    for s in sorted(samples, key=lambda s: s["key"]):
+        h.update(json.dumps([s["key"], s.get("answer"), s.get("error")]).encode())
+    return h.hexdigest()[:16]
+
+
 def score_samples(task: Task, samples: list[dict], options: dict) -> dict:
     """Aggregate metrics of scored samples (pure: the same samples give the same numbers)."""
     return task.hooks.aggregate(samples, options)
@@ -196,7 +204,7 @@ class Runner:
             "version": task.version, "n_samples": len(samples), "n_errors": sum(1 for s in samples if s.get("error")),
             "n_resumed": len(docs) - len(todo), "prompt_variant": variant, "prompt_template": task.prompts[variant],
             "options": opts, "data": info.to_dict(), "limit": cfg.limit, "metrics": metrics,
-            "samples_file": path.name,
+            "samples_file": path.name, "answers_digest": answers_digest(samples),
             "timing": {"wall_s": round(wall, 3), "model_s": round(model_s, 3),
                        "samples_per_s": round(len(todo) / wall, 2) if todo and wall > 0 else None},
         }
