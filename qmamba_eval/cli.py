@@ -68,7 +68,7 @@ def cmd_run(argv) -> int:
               file=sys.stderr)
         return 130
     print(json.dumps(results, indent=1) if a.json else format_table(results))
-    print(f"\nresults: {runner.run_dir / 'results.json'}")
+    print(f"\nresults: {runner.run_dir / 'results.json'}", file=sys.stderr if a.json else sys.stdout)
     return 0
 
 
