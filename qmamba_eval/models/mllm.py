@@ -143,22 +143,28 @@ class MLLM(nn.Module):
         return texts
 
     @torch.no_grad()
-    def score_options(self, images, prompts: Sequence[str], options: Sequence[str]) -> torch.Tensor:
-        """Summed log-probability of each option continuing each prompt: (B, K) float32."""
+    def score_continuation(self, images, prompts: Sequence[str], continuations: Sequence[str]):
+        """Per row: (summed log-prob of its continuation, whether greedy decoding would produce it)."""
         visual = self.encode_images(images)
         base = self._text_ids(prompts)
+        conts = [self.tokenizer.encode(c) for c in continuations]
+        for c, text in zip(conts, continuations):
+            if not c:
+                raise ValueError(f"continuation {text!r} encodes to no tokens")
+        embeds, mask = self._assemble(visual, [b + c for b, c in zip(base, conts)])
+        logp = torch.log_softmax(self.llm(inputs_embeds=embeds, attention_mask=mask).float(), -1)
+        out = []
+        for i, c in enumerate(conts):
+            pred = logp[i, -len(c) - 1:-1]  # (len(c), V): position t predicts token t+1
+            target = torch.tensor(c, device=pred.device)
+            out.append((float(pred.gather(-1, target[:, None]).sum()), bool((pred.argmax(-1) == target).all())))
+        return out
+
+    @torch.no_grad()
+    def score_options(self, images, prompts: Sequence[str], options: Sequence[str]) -> torch.Tensor:
+        """Summed log-probability of each option continuing each prompt: (B, K) float32."""
         scores = torch.empty(len(prompts), len(options))
         for k, option in enumerate(options):
-            opt = self.tokenizer.encode(option)
-            if not opt:
-                raise ValueError(f"option {option!r} encodes to no tokens")
-            ids = [row + opt for row in base]
-            embeds, mask = self._assemble(visual, ids)
-            logp = torch.log_softmax(self.llm(inputs_embeds=embeds, attention_mask=mask).float(), -1)
-            # the option's tokens are the last len(opt) positions; each is predicted one step earlier
-            pred = logp[:, -len(opt) - 1:-1]  # (B, len(opt), V)
-            target = torch.tensor(opt, device=pred.device).expand(len(prompts), -1)
-            scores[:, k] = pred.gather(-1, target.unsqueeze(-1)).squeeze(-1).sum(-1).cpu()
+            res = self.score_continuation(images, prompts, [option] * len(prompts))
+            scores[:, k] = torch.tensor([lp for lp, _ in res])
         return scores
-
-
