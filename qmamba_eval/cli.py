@@ -11,7 +11,7 @@ import warnings
 SUBCOMMANDS = ("run", "score", "scorecard", "list")
 
 
-def _kv(items, what) -> dict:
+def _kv(items) -> dict:
     out = {}
     for item in items or []:
         if "=" in item:
@@ -39,6 +39,7 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-name", help="run folder name (default: derived from the options; re-running resumes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prompt", action="append", help="prompt variant: VARIANT or TASK=VARIANT (repeatable)")
+    p.add_argument("--split", action="append", help="TASK=SPLIT for --data hub (e.g. vqav2=testdev)")
     p.add_argument("--pope-parser", choices=["llava", "strict"])
     p.add_argument("--vqa-rule", choices=["lmms", "official"])
     p.add_argument("--max-new-tokens", type=int)
@@ -58,7 +59,7 @@ def cmd_run(argv) -> int:
                     checkpoint=a.checkpoint, tokenizer=a.tokenizer, data=a.data, limit=a.limit,
                     batch_size=a.batch_size, device=a.device, dtype=a.dtype, backend=a.backend,
                     output_dir=a.output_dir, run_name=a.run_name, seed=a.seed,
-                    prompt=_kv(a.prompt, "prompt"), options={"pope_parser": a.pope_parser, "vqa_rule": a.vqa_rule},
+                    prompt=_kv(a.prompt), splits=_kv(a.split), options={"pope_parser": a.pope_parser, "vqa_rule": a.vqa_rule},
                     cache_dir=a.cache_dir, max_new_tokens=a.max_new_tokens, progress=not a.no_progress)
     runner = Runner(cfg)
     try:

@@ -46,18 +46,24 @@ def _question_fields(doc):
 
 
 def _vqa_answers(doc):
-    answers = doc["answers"]
-    if answers and isinstance(answers[0], dict):
+    answers = doc.get("answers")
+    if not answers:  # VQAv2 test-dev / test: no public answers -> unscored, goes to the submission file
+        return None
+    if isinstance(answers[0], dict):
         answers = [a["answer"] for a in answers]
     return [str(a) for a in answers]
 
 
 def _vqav2_score(answer, refs, opts):
-    rule = opts.get("vqa_rule", "lmms")
-    return vqa.normalize(vqa.clean_whitespace(answer or "")), vqa.soft_accuracy(answer, refs, rule=rule)
+    parsed = vqa.normalize(vqa.clean_whitespace(answer or ""))
+    return parsed, None if refs is None else vqa.soft_accuracy(answer, refs, rule=opts.get("vqa_rule", "lmms"))
 
 
 def _accuracy_aggregate(samples, opts):
+    unscored = sum(1 for s in samples if s["score"] is None)
+    samples = [s for s in samples if s["score"] is not None]
+    if not samples:
+        return {"unscored": unscored}  # a test split: the answers go to the submission file
     out = {"accuracy": _mean(s["score"] for s in samples)}
     splits = _by_split(samples)
     if len(splits) > 1 or "all" not in splits:

@@ -43,6 +43,7 @@ class RunConfig:
     run_name: str | None = None
     seed: int = 0
     prompt: dict = field(default_factory=dict)  # task -> prompt variant
+    splits: dict = field(default_factory=dict)  # task -> hub split (e.g. vqav2 -> testdev)
     options: dict = field(default_factory=dict)  # e.g. pope_parser, vqa_rule
     cache_dir: str | None = None
     max_new_tokens: int | None = None
@@ -51,7 +52,7 @@ class RunConfig:
     def identity(self) -> dict:
         """What makes two runs the same run (the limit is left out: a larger limit extends a run)."""
         keep = ("model", "checkpoint", "tokenizer", "data", "device", "dtype", "backend", "seed", "prompt",
-                "options", "max_new_tokens")
+                "splits", "options", "max_new_tokens")
         return {k: getattr(self, k) for k in keep}
 
     def default_run_name(self) -> str:
@@ -189,7 +190,7 @@ class Runner:
 
             raise ValueError(f"task {task.name} has no prompt variant {variant!r}.{suggest(variant, task.prompts)}")
         opts = task_options(task, cfg.options)
-        docs, info = load_docs(task, cfg.data, cfg.limit, cfg.cache_dir)
+        docs, info = load_docs(task, cfg.data, cfg.limit, cfg.cache_dir, cfg.splits.get(task.name, cfg.splits.get("*")))
         path = self.run_dir / f"samples_{task.name}.jsonl"
         done = {s["key"] for s in read_samples(path)}
         keys = sample_keys(question_ids(docs))
@@ -200,7 +201,13 @@ class Runner:
         wanted = set(keys)
         samples = [s for s in read_samples(path) if s["key"] in wanted]
         metrics = score_samples(task, samples, opts)
-        return {
+        extra = {}
+        if task.name == "vqav2":  # EvalAI submission format, for test-dev / test runs
+            sub = self.run_dir / "submission_vqav2.json"
+            sub.write_text(json.dumps([{"question_id": _int_or_str(s["question_id"]), "answer": s["answer"]}
+                                       for s in samples]))
+            extra["submission_file"] = sub.name
+        return {**extra,
             "version": task.version, "n_samples": len(samples), "n_errors": sum(1 for s in samples if s.get("error")),
             "n_resumed": len(docs) - len(todo), "prompt_variant": variant, "prompt_template": task.prompts[variant],
             "options": opts, "data": info.to_dict(), "limit": cfg.limit, "metrics": metrics,
@@ -246,6 +253,10 @@ class Runner:
         finally:
             bar.close()
         return model_s
+
+
+def _int_or_str(q: str):
+    return int(q) if q.isdigit() else q
 
 
 def question_id(doc: dict) -> str:

@@ -117,7 +117,7 @@ def test_hub_gqa_join_and_limit(monkeypatch):
 
     monkeypatch.setattr(sources, "_load_hub_dataset", fake_load)
     rows, info = load_docs(get_task("gqa"), "hub", limit=3)
-    assert len(rows) == 3 and info.source == "hub:lmms-lab-encoder/GQA"
+    assert len(rows) == 3 and info.source == "hub:lmms-lab-encoder/GQA:testdev"
     assert load_image(rows[2]["image"]).getpixel((0, 0)) == (0, 255, 0)
     assert calls[0] == ("lmms-lab-encoder/GQA", "testdev_balanced_instructions", "testdev")
 

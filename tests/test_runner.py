@@ -155,3 +155,22 @@ def test_lmms_eval_samples_format(tmp_path):
     res = rescore("pope", p)
     assert res["format"] == "lmms_eval"
     assert res["metrics"]["random/accuracy"] == 50.0 and res["metrics"]["random/yes_ratio"] == 100.0
+
+
+def test_vqav2_without_answers_writes_a_submission(tmp_path):
+    def strip_answers(rows, folder):
+        for r in rows:
+            r.pop("answers")
+        return rows
+
+    path = _hub_schema_copy(tmp_path, "vqav2", strip_answers)
+    r, res = run(tmp_path / "out", tasks=["vqav2"], data=str(path))
+    t = res["tasks"]["vqav2"]
+    assert t["metrics"] == {"unscored": 24}
+    sub = json.loads((r.run_dir / t["submission_file"]).read_text())
+    assert len(sub) == 24 and isinstance(sub[0]["question_id"], int) and "answer" in sub[0]
+
+
+def test_split_needs_hub(tmp_path):
+    with pytest.raises(ValueError, match="only be chosen for --data hub"):
+        run(tmp_path, tasks=["vqav2"], splits={"vqav2": "testdev"})

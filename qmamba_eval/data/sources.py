@@ -97,8 +97,8 @@ def _load_hub_dataset(path, name, split, cache_dir):
               "or pass a local copy with --data PATH.") from e
 
 
-def _hub(task: Task, cache_dir: str | None) -> tuple[Sequence, DataInfo]:
-    hub = task.hub
+def _hub(task: Task, cache_dir: str | None, split: str | None = None) -> tuple[Sequence, DataInfo]:
+    hub = dict(task.hub, split=split or task.hub["split"])
     paths = [hub["path"]] + ([hub["legacy_path"]] if hub.get("legacy_path") else [])
     errors = []
     for path in paths:
@@ -120,17 +120,19 @@ def _hub(task: Task, cache_dir: str | None) -> tuple[Sequence, DataInfo]:
             task_columns = set(ds.column_names)
         task.check_columns(task_columns, f"hub dataset {path}")
         fp = getattr(ds, "_fingerprint", None) or sha256_json([ds.num_rows, path, hub])
-        return HubRows(ds, join), DataInfo(f"hub:{path}", str(fp)[:16], len(ds))
+        return HubRows(ds, join), DataInfo(f"hub:{path}:{hub['split']}", str(fp)[:16], len(ds))
     raise ConnectionError(" | ".join(errors))
 
 
-def load_docs(task: Task, data: str = "sample", limit: int | None = None,
-              cache_dir: str | None = None) -> tuple[Sequence, DataInfo]:
-    """Rows for ``task`` from ``data`` (sample | hub | path), first ``limit`` of them."""
+def load_docs(task: Task, data: str = "sample", limit: int | None = None, cache_dir: str | None = None,
+              split: str | None = None) -> tuple[Sequence, DataInfo]:
+    """Rows for ``task`` from ``data`` (sample | hub | path), first ``limit`` of them; ``split``: hub only."""
+    if split and data != "hub":
+        raise ValueError(f"a split ({split!r}) can only be chosen for --data hub")
     if data == "sample":
         rows, info = _sample(task)
     elif data == "hub":
-        rows, info = _hub(task, cache_dir)
+        rows, info = _hub(task, cache_dir, split)
     else:
         rows, info = local.load(task, Path(data))
     if not info.is_sample and rows is not None and len(rows) == 0:
