@@ -125,7 +125,25 @@ def load_predictions(task: Task, predictions: Path, references: Path | None = No
         return fmt, from_llava_pope(rows, references, questions)
     if task.name == "mme":
         return fmt, from_llava_mme(rows, references)
-    raise ValueError(f"LLaVA answer files are supported for pope and mme, not {task.name}")
+    return fmt, from_answers_and_data(task, rows, references)
+
+
+def from_answers_and_data(task: Task, rows: list[dict], references: Path) -> list[dict]:
+    """``{question_id, text}`` answers joined by question id to any data source we can load (official layout,
+    hub-schema jsonl/parquet) -- VQAv2, GQA, TextVQA."""
+    from .data import load_docs
+    from .runner import question_id
+
+    docs, _ = load_docs(task, str(references))
+    by_id = {question_id(d): d for d in docs}
+    out = []
+    for r in rows:
+        doc = by_id.get(str(r["question_id"]))
+        if doc is None:
+            raise ValueError(f"answer for question {r['question_id']} has no reference in {references}")
+        out.append({"question_id": str(r["question_id"]), "split": task.split_of(doc), "answer": r["text"],
+                    "references": task.hooks.references(doc)})
+    return out
 
 
 def rescore(task_name: str, predictions, references=None, questions=None, options: dict | None = None) -> dict:
@@ -146,7 +164,8 @@ def cmd_score(argv) -> int:
     p = argparse.ArgumentParser(prog="run_eval.py score", description="Re-score a predictions file.")
     p.add_argument("--task", required=True)
     p.add_argument("--predictions", required=True)
-    p.add_argument("--references", help="POPE: folder of coco_pope_*.json; MME: ground-truth folder")
+    p.add_argument("--references", help="POPE: folder of coco_pope_*.json; MME: ground-truth folder; "
+                   "VQAv2/GQA/TextVQA: the data (official layout or hub-schema file)")
     p.add_argument("--questions", help="POPE: LLaVA's question file (question_id -> category)")
     p.add_argument("--pope-parser", choices=["llava", "strict"])
     p.add_argument("--vqa-rule", choices=["lmms", "official"])

@@ -75,8 +75,13 @@ def _task_dirs() -> list[Path]:
 
 
 def all_tasks() -> dict[str, Task]:
+    if not TASKS_DIR.is_dir() and not os.environ.get("QMAMBA_TASKS_PATH"):
+        raise FileNotFoundError(f"task definitions not found at {TASKS_DIR}: install the project from its checkout "
+                                "(pip install -e .) or point QMAMBA_TASKS_PATH at the tasks/ folder")
     tasks = {}
     for d in _task_dirs():
+        if not d.is_dir():
+            raise FileNotFoundError(f"QMAMBA_TASKS_PATH entry {d} is not a folder")
         for f in sorted(d.glob("*.toml")):
             t = _parse(f)
             tasks[t.name] = t

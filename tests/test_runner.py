@@ -174,3 +174,32 @@ def test_vqav2_without_answers_writes_a_submission(tmp_path):
 def test_split_needs_hub(tmp_path):
     with pytest.raises(ValueError, match="only be chosen for --data hub"):
         run(tmp_path, tasks=["vqav2"], splits={"vqav2": "testdev"})
+
+
+def test_llava_style_answers_rescored_against_local_data(tmp_path):
+    from qmamba_eval.data.sources import SAMPLE_DIR
+    from qmamba_eval.rescore import rescore
+
+    rows = [json.loads(l) for l in (SAMPLE_DIR / "textvqa.jsonl").read_text().splitlines()]
+    answers = [{"question_id": r["question_id"], "prompt": r["question"], "text": r["answers"][0].upper()}
+               for r in rows]
+    answers[0]["text"] = "wrong"
+    p = tmp_path / "answers.jsonl"
+    p.write_text("".join(json.dumps(a) + "\n" for a in answers))
+    res = rescore("textvqa", p, SAMPLE_DIR / "textvqa.jsonl")
+    assert res["format"] == "llava" and res["n_samples"] == 8
+    assert res["metrics"]["accuracy"] == pytest.approx(100 * 7 / 8)
+    with pytest.raises(ValueError, match="pass --references"):
+        rescore("textvqa", p)
+
+
+def test_task_registry_errors(monkeypatch, tmp_path):
+    from qmamba_eval import tasks
+
+    (tmp_path / "bad.toml").write_text('name = "bad"\nhooks = "pope"\nrequired_columns = []\n[prompts]\ndefault="x"\n')
+    monkeypatch.setenv("QMAMBA_TASKS_PATH", str(tmp_path))
+    with pytest.raises(ValueError, match="lacks 'metadata'"):
+        tasks.all_tasks()
+    (tmp_path / "bad.toml").write_text('name = "extra"\nhooks = "pope"\nrequired_columns = []\n'
+                                       '[metadata]\nversion = "0.1"\n[prompts]\ndefault="{question}?"\n')
+    assert tasks.get_task("extra").version == "0.1"
