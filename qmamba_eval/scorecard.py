@@ -124,6 +124,15 @@ def _profile_ratios(doc: dict) -> dict:
     return out
 
 
+def _judge(delta: float, tol: float, better: str) -> str:
+    """pass within tolerance; beyond it improved / regressed by direction, or just changed."""
+    if abs(delta) <= tol:
+        return "pass"
+    if better in ("neutral", "same"):
+        return "changed"
+    return "improved" if (delta > 0) == (better == "higher") else "regressed"
+
+
 def compare(base: dict, cur: dict, tolerances: dict | None = None, require_same_answers: bool = False) -> list[Row]:
     tol = {**DEFAULT_TOLERANCES, **(base.get("scorecard", {}).get("tolerances", {})), **(tolerances or {})}
     rows: list[Row] = []
@@ -154,14 +163,7 @@ def compare(base: dict, cur: dict, tolerances: dict | None = None, require_same_
         d = cv - bv
         better = direction(m)
         t = _tolerance_for(m, tol, "score")
-        if better == "same":
-            status = "pass" if d == 0 else "changed"
-        elif abs(d) <= t or (math.isnan(bv) and math.isnan(cv)):
-            status = "pass"
-        elif better == "neutral":
-            status = "changed"
-        else:
-            status = "improved" if (d > 0) == (better == "higher") else "regressed"
+        status = "pass" if math.isnan(bv) and math.isnan(cv) else _judge(d, 0.0 if better == "same" else t, better)
         rows.append(Row(m, status, bv, cv, d, f"±{t:g} abs", better, t))
 
     bp, cp = _profile_ratios(base), _profile_ratios(cur)
@@ -175,12 +177,7 @@ def compare(base: dict, cur: dict, tolerances: dict | None = None, require_same_
         (bv, better, how), (cv, _, _) = bp[m], cp[m]
         t = _tolerance_for(m, tol, "timing")
         rel = (cv - bv) / bv if bv else float("inf")
-        if abs(rel) <= t:
-            status = "pass"
-        elif better == "neutral":
-            status = "changed"
-        else:
-            status = "improved" if (rel > 0) == (better == "higher") else "regressed"
+        status = _judge(rel, t, better)
         rows.append(Row(m, status, bv, cv, rel, f"±{100 * t:g}% rel, {how}", better, t))
     return rows
 

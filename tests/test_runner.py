@@ -98,13 +98,17 @@ def test_corrupt_image_is_an_error_sample_and_the_run_goes_on(tmp_path):
     assert all(e["score"] == 0.0 for e in errs)
 
 
-def test_missing_column_is_named(tmp_path):
+def _without(column):
     def drop(rows, folder):
         for r in rows:
-            r.pop("category")
+            r.pop(column)
         return rows
 
-    path = _hub_schema_copy(tmp_path, "pope", drop)
+    return drop
+
+
+def test_missing_column_is_named(tmp_path):
+    path = _hub_schema_copy(tmp_path, "pope", _without("category"))
     with pytest.raises(ValueError, match=r"needs column\(s\) \['category'\]"):
         run(tmp_path / "out", tasks=["pope"], data=str(path))
 
@@ -158,12 +162,7 @@ def test_lmms_eval_samples_format(tmp_path):
 
 
 def test_vqav2_without_answers_writes_a_submission(tmp_path):
-    def strip_answers(rows, folder):
-        for r in rows:
-            r.pop("answers")
-        return rows
-
-    path = _hub_schema_copy(tmp_path, "vqav2", strip_answers)
+    path = _hub_schema_copy(tmp_path, "vqav2", _without("answers"))
     r, res = run(tmp_path / "out", tasks=["vqav2"], data=str(path))
     t = res["tasks"]["vqav2"]
     assert t["metrics"] == {"unscored": 24}
