@@ -138,3 +138,18 @@ def test_bad_checkpoints_name_the_tensors(tmp_path):
     save_model(q, tmp_path / "q8")
     with pytest.raises(CheckpointError, match="queries"):
         build_model("tiny-qmamba", checkpoint=str(tmp_path / "q8"))
+
+
+def test_same_seed_same_model_whatever_the_dtype():
+    a = build_model("tiny-qmamba", seed=11)
+    b = build_model("tiny-qmamba", seed=11, dtype="bfloat16")
+    pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
+    assert pb["llm.backbone.layers.0.mixer.A_log"].dtype == torch.float32  # kept fp32, as in mamba-ssm
+    assert pb["llm.backbone.layers.0.mixer.in_proj.weight"].dtype == torch.bfloat16
+    torch.testing.assert_close(pb["projector.queries"].float(), pa["projector.queries"].bfloat16().float())
+    assert b.generate(images(2), PROMPTS[:2], max_new_tokens=3) is not None
+
+
+def test_backend_not_applicable_without_mamba_layers():
+    assert build_model("tiny-llava-style").backend == "n/a"
+    assert build_model("tiny-qformer").backend == "reference"  # the Mamba LLM still counts

@@ -53,14 +53,19 @@ def build_model(name_or_path: str, device: str = "cpu", dtype=None, checkpoint: 
         from ..registry import suggest
 
         raise ValueError(f"{name_or_path!r} is neither a preset nor a checkpoint folder.{suggest(name_or_path, PRESETS)}")
+    from .mamba import cast_keeping_ssm_fp32
+
     torch.manual_seed(seed)
     tok = load_tokenizer(tokenizer, config.name)
-    model = MLLM(config, tok, vision_weights=vision_weights, device=device, dtype=_dtype(dtype))
+    # built on the CPU in float32 and moved afterwards: the same seed gives the same random model on every
+    # device and dtype, and checkpoints of any dtype load the same way
+    model = MLLM(config, tok, vision_weights=vision_weights)
     if checkpoint:
         load_checkpoint(model, checkpoint)
     else:
         warnings.warn(f"model {config.name}: no checkpoint, RANDOM weights -- scores are not meaningful",
                       stacklevel=2)
+    cast_keeping_ssm_fp32(model, device, _dtype(dtype))
     model.eval()
     model.set_backend(backend)
     return model

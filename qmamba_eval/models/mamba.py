@@ -145,13 +145,26 @@ def resolve_backend(name: str, on_cuda: bool) -> str:
 
 
 def set_mamba_backend(module: nn.Module, name: str = "auto") -> str:
-    """Set the kernel path of every ``MambaMixer`` inside ``module``; returns the resolved name."""
+    """Set the kernel path of every ``MambaMixer`` inside ``module``; returns the resolved name
+    ("n/a" when the module has no Mamba layer, e.g. a Transformer LLM with an MLP projector)."""
+    mixers = [m for m in module.modules() if isinstance(m, MambaMixer)]
     p = next(module.parameters(), None)
-    name = resolve_backend(name, bool(p is not None and p.is_cuda))
-    for m in module.modules():
-        if isinstance(m, MambaMixer):
-            m.backend = name
-    return name
+    resolved = resolve_backend(name, bool(p is not None and p.is_cuda))
+    for m in mixers:
+        m.backend = resolved
+    return resolved if mixers else "n/a"
+
+
+def cast_keeping_ssm_fp32(module: nn.Module, device=None, dtype=None) -> nn.Module:
+    """Move to ``device`` and cast parameters to ``dtype``, except each mixer's A_log and D, which stay
+    float32 as in mamba-ssm. Buffers keep their dtype."""
+    module.to(device)
+    if dtype is not None:
+        for m in module.modules():
+            for pname, p in m.named_parameters(recurse=False):
+                if not (isinstance(m, MambaMixer) and pname in ("A_log", "D")):
+                    p.data = p.data.to(dtype)
+    return module
 
 
 # ----------------------------------------------------------------------------- layers
