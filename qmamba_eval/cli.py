@@ -45,6 +45,7 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--cache-dir", help="Hugging Face datasets cache dir")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-plot", action="store_true", help="skip summary.png")
     p.add_argument("--json", action="store_true", help="print results.json instead of the table")
     return p
 
@@ -60,7 +61,7 @@ def cmd_run(argv) -> int:
                     batch_size=a.batch_size, device=a.device, dtype=a.dtype, backend=a.backend,
                     output_dir=a.output_dir, run_name=a.run_name, seed=a.seed,
                     prompt=_kv(a.prompt), splits=_kv(a.split), options={"pope_parser": a.pope_parser, "vqa_rule": a.vqa_rule},
-                    cache_dir=a.cache_dir, max_new_tokens=a.max_new_tokens, progress=not a.no_progress)
+                    cache_dir=a.cache_dir, max_new_tokens=a.max_new_tokens, progress=not a.no_progress, plot=not a.no_plot)
     runner = Runner(cfg)
     try:
         results = runner.run()

@@ -48,6 +48,7 @@ class RunConfig:
     cache_dir: str | None = None
     max_new_tokens: int | None = None
     progress: bool = True
+    plot: bool = True  # summary.png beside results.json
 
     def identity(self) -> dict:
         """What makes two runs the same run (the limit is left out: a larger limit extends a run)."""
@@ -166,6 +167,10 @@ class Runner:
         for task in tasks:
             results["tasks"][task.name] = self.run_task(task)
             self._write_results(results, results_path)
+        if self.cfg.plot:
+            from .plots import plot_run
+
+            plot_run(results, self.run_dir / "summary.png")
         return results
 
     def _write_results(self, results: dict, path: Path) -> None:

@@ -20,6 +20,7 @@ def test_full_sample_run_writes_files_and_resumes(tmp_path):
     r, res = run(tmp_path)
     d = r.run_dir
     assert (d / "results.json").is_file() and (d / "run.json").is_file()
+    assert (d / "summary.png").stat().st_size > 5000
     saved = json.loads((d / "results.json").read_text())
     for t in ALL:
         info = saved["tasks"][t]
