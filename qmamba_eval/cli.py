@@ -43,6 +43,8 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--pope-parser", choices=["llava", "strict"])
     p.add_argument("--vqa-rule", choices=["lmms", "official"])
     p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--answer-mode", choices=["generate", "likelihood"], default="generate",
+                   help="likelihood: pick the likelier of the task's answers (POPE, MME: Yes / No)")
     p.add_argument("--cache-dir", help="Hugging Face datasets cache dir")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plot", action="store_true", help="skip summary.png")
@@ -60,8 +62,10 @@ def cmd_run(argv) -> int:
                     checkpoint=a.checkpoint, tokenizer=a.tokenizer, data=a.data, limit=a.limit,
                     batch_size=a.batch_size, device=a.device, dtype=a.dtype, backend=a.backend,
                     output_dir=a.output_dir, run_name=a.run_name, seed=a.seed,
-                    prompt=_kv(a.prompt), splits=_kv(a.split), options={"pope_parser": a.pope_parser, "vqa_rule": a.vqa_rule},
-                    cache_dir=a.cache_dir, max_new_tokens=a.max_new_tokens, progress=not a.no_progress, plot=not a.no_plot)
+                    prompt=_kv(a.prompt), splits=_kv(a.split),
+                    options={"pope_parser": a.pope_parser, "vqa_rule": a.vqa_rule},
+                    cache_dir=a.cache_dir, max_new_tokens=a.max_new_tokens, answer_mode=a.answer_mode,
+                    progress=not a.no_progress, plot=not a.no_plot)
     runner = Runner(cfg)
     try:
         results = runner.run()

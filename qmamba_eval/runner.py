@@ -47,13 +47,14 @@ class RunConfig:
     options: dict = field(default_factory=dict)  # e.g. pope_parser, vqa_rule
     cache_dir: str | None = None
     max_new_tokens: int | None = None
+    answer_mode: str = "generate"  # or "likelihood": the likelier of the task's answer options
     progress: bool = True
     plot: bool = True  # summary.png beside results.json
 
     def identity(self) -> dict:
         """What makes two runs the same run (the limit is left out: a larger limit extends a run)."""
         keep = ("model", "checkpoint", "tokenizer", "data", "device", "dtype", "backend", "seed", "prompt",
-                "splits", "options", "max_new_tokens")
+                "splits", "options", "max_new_tokens", "answer_mode")
         return {k: getattr(self, k) for k in keep}
 
     def default_run_name(self) -> str:
@@ -195,7 +196,13 @@ class Runner:
 
             raise ValueError(f"task {task.name} has no prompt variant {variant!r}.{suggest(variant, task.prompts)}")
         opts = task_options(task, cfg.options)
-        docs, info = load_docs(task, cfg.data, cfg.limit, cfg.cache_dir, cfg.splits.get(task.name, cfg.splits.get("*")))
+        if cfg.answer_mode not in ("generate", "likelihood"):
+            raise ValueError(f"unknown answer mode {cfg.answer_mode!r}; use 'generate' or 'likelihood'")
+        if cfg.answer_mode == "likelihood" and not task.answer_options:
+            raise ValueError(f"task {task.name} has no closed answer set: --answer-mode likelihood works for "
+                             "tasks with answer_options (pope, mme)")
+        split = cfg.splits.get(task.name, cfg.splits.get("*"))
+        docs, info = load_docs(task, cfg.data, cfg.limit, cfg.cache_dir, split)
         path = self.run_dir / f"samples_{task.name}.jsonl"
         done = {s["key"] for s in read_samples(path)}
         keys = sample_keys(question_ids(docs))
@@ -216,7 +223,8 @@ class Runner:
             extra["submission_file"] = sub.name
         return {**extra,
             "version": task.version, "n_samples": len(samples), "n_errors": sum(1 for s in samples if s.get("error")),
-            "n_resumed": len(docs) - len(todo), "prompt_variant": variant, "prompt_template": task.prompts[variant],
+            "n_resumed": len(docs) - len(todo), "answer_mode": cfg.answer_mode, "prompt_variant": variant,
+            "prompt_template": task.prompts[variant],
             "options": opts, "data": info.to_dict(), "limit": cfg.limit, "metrics": metrics,
             "samples_file": path.name, "answers_digest": answers_digest(samples),
             "timing": {"wall_s": round(wall, 3), "model_s": round(model_s, 3),
@@ -248,8 +256,12 @@ class Runner:
                         rows.append(row)
                 if ready:
                     t = time.perf_counter()
-                    answers = model.generate([im for _, im in ready], [r["prompt"] for r, _ in ready],
-                                             max_new_tokens=max_new)
+                    ims, prompts = [im for _, im in ready], [r["prompt"] for r, _ in ready]
+                    if self.cfg.answer_mode == "likelihood":
+                        logp = model.score_options(ims, prompts, task.answer_options)  # (B, K)
+                        answers = [task.answer_options[int(k)] for k in logp.argmax(-1)]
+                    else:
+                        answers = model.generate(ims, prompts, max_new_tokens=max_new)
                     model_s += time.perf_counter() - t
                     for (row, _), answer in zip(ready, answers):
                         parsed, score = task.hooks.score_one(answer, row["references"], opts)

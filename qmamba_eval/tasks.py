@@ -29,6 +29,7 @@ class Task:
     description: str = ""
     max_new_tokens: int = 16
     split_column: str | None = None
+    answer_options: list = field(default_factory=list)  # closed answer set, for likelihood answering
     hub: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     source_file: str = ""
@@ -58,7 +59,8 @@ def _parse(path: Path) -> Task:
         task = Task(name=raw["name"], version=version, hooks=lookup(HOOKS, raw["hooks"], "task hook set"),
                     prompts=dict(raw["prompts"]), required_columns=list(raw["required_columns"]),
                     description=raw.get("description", ""), max_new_tokens=int(raw.get("max_new_tokens", 16)),
-                    split_column=raw.get("split_column"), hub=dict(raw.get("hub", {})),
+                    split_column=raw.get("split_column"), answer_options=list(raw.get("answer_options", [])),
+                    hub=dict(raw.get("hub", {})),
                     options=dict(raw.get("options", {})), source_file=str(path))
     except KeyError as e:
         raise ValueError(f"task file {path} lacks {e}") from None

@@ -203,3 +203,13 @@ def test_task_registry_errors(monkeypatch, tmp_path):
     (tmp_path / "bad.toml").write_text('name = "extra"\nhooks = "pope"\nrequired_columns = []\n'
                                        '[metadata]\nversion = "0.1"\n[prompts]\ndefault="{question}?"\n')
     assert tasks.get_task("extra").version == "0.1"
+
+
+def test_likelihood_answer_mode(tmp_path):
+    r, res = run(tmp_path, tasks=["pope", "mme"], answer_mode="likelihood")
+    for t in ("pope", "mme"):
+        assert res["tasks"][t]["answer_mode"] == "likelihood"
+        answers = {s["answer"] for s in read_samples(r.run_dir / f"samples_{t}.jsonl")}
+        assert answers <= {"Yes", "No"}
+    with pytest.raises(ValueError, match="no closed answer set"):
+        run(tmp_path, tasks=["gqa"], answer_mode="likelihood")
