@@ -158,13 +158,12 @@ def set_mamba_backend(module: nn.Module, name: str = "auto") -> str:
 def cast_keeping_ssm_fp32(module: nn.Module, device=None, dtype=None) -> nn.Module:
     """Move to ``device`` and cast parameters to ``dtype``, except each mixer's A_log and D, which stay
     float32 as in mamba-ssm. Buffers keep their dtype."""
-    module.to(device)
-    if dtype is not None:
+    if dtype is not None:  # cast where the weights are, then move: the device never holds both copies
         for m in module.modules():
             for pname, p in m.named_parameters(recurse=False):
                 if not (isinstance(m, MambaMixer) and pname in ("A_log", "D")):
                     p.data = p.data.to(dtype)
-    return module
+    return module.to(device)
 
 
 # ----------------------------------------------------------------------------- layers
