@@ -137,3 +137,18 @@ def test_sample_data_is_marked_and_fingerprinted():
     assert info.is_sample and "NOT benchmark" in info.notes[0]
     _, info2 = load_docs(get_task("pope"), "sample")
     assert info.fingerprint == info2.fingerprint
+
+
+def test_fingerprint_follows_content_not_location(tmp_path):
+    import shutil
+
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "coco_pope_random.json").write_text(json.dumps(
+        {"question_id": 1, "image": "x.jpg", "text": "Is there a cat?", "label": "no"}) + "\n")
+    b = tmp_path / "elsewhere" / "b"
+    shutil.copytree(a, b)
+    fa = load_docs(get_task("pope"), str(a))[1].fingerprint
+    assert load_docs(get_task("pope"), str(b))[1].fingerprint == fa
+    (b / "coco_pope_random.json").write_text((b / "coco_pope_random.json").read_text().replace("no", "yes"))
+    assert load_docs(get_task("pope"), str(b))[1].fingerprint != fa

@@ -66,7 +66,7 @@ def _hub_file(task: Task, path: Path):
             if isinstance(r.get("image"), str) and not Path(r["image"]).is_absolute():
                 r["image"] = str(root / r["image"])
         if task.name == "pope" and rows and "label" in rows[0] and "answer" not in rows[0]:
-            return _pope_rows({path.stem.replace("coco_pope_", ""): rows}, _coco_root(path.parent), path)
+            return _pope_rows({path.stem.replace("coco_pope_", ""): rows}, _coco_root(path.parent), path, [path])
         return rows, _info(path, _digest(path), len(rows))
     import datasets
 
@@ -120,13 +120,13 @@ def _textvqa(folder: Path):
     return rows, _info(folder, _digest(qf), len(rows))
 
 
-def _pope_rows(by_split: dict, root: Path, source):
+def _pope_rows(by_split: dict, root: Path, source, files: list[Path]):
     rows = []
     for split, items in by_split.items():
         for d in items:
             rows.append({"question_id": f"{split}/{d['question_id']}", "question": d["text"], "answer": d["label"],
                          "category": split, "image": str(root / d["image"])})
-    return rows, _info(source, hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16], len(rows))
+    return rows, _info(source, _digest(*files), len(rows))  # the files' content, not where they lie
 
 
 def _pope(folder: Path):
@@ -135,7 +135,7 @@ def _pope(folder: Path):
     files = {s: folder / f"coco_pope_{s}.json" for s in POPE_SPLITS if (folder / f"coco_pope_{s}.json").is_file()}
     if not files:
         raise FileNotFoundError(f"{folder}: POPE layout needs coco_pope_{{adversarial,popular,random}}.json")
-    return _pope_rows({s: read_jsonl(f) for s, f in files.items()}, _coco_root(folder), folder)
+    return _pope_rows({s: read_jsonl(f) for s, f in files.items()}, _coco_root(folder), folder, list(files.values()))
 
 
 def _mme(folder: Path):
