@@ -52,7 +52,8 @@ def build_model(name_or_path: str, device: str = "cpu", dtype=None, checkpoint: 
     else:
         from ..registry import suggest
 
-        raise ValueError(f"{name_or_path!r} is neither a preset nor a checkpoint folder.{suggest(name_or_path, PRESETS)}")
+        raise ValueError(f"{name_or_path!r} is neither a preset nor a checkpoint folder."
+                         f"{suggest(name_or_path, PRESETS)}")
     from .mamba import cast_keeping_ssm_fp32
 
     torch.manual_seed(seed)

@@ -77,7 +77,8 @@ class MLLM(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return {"name": self.config.name, "config_fingerprint": self.config.fingerprint(),
                 "parameters": n, "checkpoint": self.checkpoint, "random_init": self.checkpoint is None,
-                "vision_random_init": self.vision.random_init, "mamba_backend": self.backend, "llm_kernels": self.llm.kernel_info(),
+                "vision_random_init": self.vision.random_init, "mamba_backend": self.backend,
+                "llm_kernels": self.llm.kernel_info(),
                 "dtype": str(self.dtype).replace("torch.", ""), "device": str(self.device),
                 "tokenizer": self.tokenizer.path, "template": self.config.template}
 
