@@ -30,10 +30,10 @@ def _mean(xs) -> float:
     return 100.0 * sum(xs) / len(xs) if xs else 0.0
 
 
-def _by_split(samples, key="score") -> dict:
+def _by_split(samples) -> dict:
     out = defaultdict(list)
     for s in samples:
-        out[s.get("split") or "all"].append(s[key])
+        out[s.get("split") or "all"].append(s["score"])
     return out
 
 

@@ -146,8 +146,18 @@ class MLLM(nn.Module):
     @torch.no_grad()
     def score_continuation(self, images, prompts: Sequence[str], continuations: Sequence[str]):
         """Per row: (summed log-prob of its continuation, whether greedy decoding would produce it)."""
-        visual = self.encode_images(images)
-        base = self._text_ids(prompts)
+        return self._score(self.encode_images(images), self._text_ids(prompts), continuations)
+
+    @torch.no_grad()
+    def score_options(self, images, prompts: Sequence[str], options: Sequence[str]) -> torch.Tensor:
+        """Summed log-probability of each option continuing each prompt: (B, K) float32."""
+        visual, base = self.encode_images(images), self._text_ids(prompts)  # once for all options
+        scores = torch.empty(len(prompts), len(options))
+        for k, option in enumerate(options):
+            scores[:, k] = torch.tensor([lp for lp, _ in self._score(visual, base, [option] * len(prompts))])
+        return scores
+
+    def _score(self, visual, base: list[list[int]], continuations: Sequence[str]):
         conts = [self.tokenizer.encode(c) for c in continuations]
         for c, text in zip(conts, continuations):
             if not c:
@@ -160,12 +170,3 @@ class MLLM(nn.Module):
             target = torch.tensor(c, device=pred.device)
             out.append((float(pred.gather(-1, target[:, None]).sum()), bool((pred.argmax(-1) == target).all())))
         return out
-
-    @torch.no_grad()
-    def score_options(self, images, prompts: Sequence[str], options: Sequence[str]) -> torch.Tensor:
-        """Summed log-probability of each option continuing each prompt: (B, K) float32."""
-        scores = torch.empty(len(prompts), len(options))
-        for k, option in enumerate(options):
-            res = self.score_continuation(images, prompts, [option] * len(prompts))
-            scores[:, k] = torch.tensor([lp for lp, _ in res])
-        return scores
