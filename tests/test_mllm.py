@@ -103,7 +103,7 @@ def test_cobra_format_round_trip(tmp_path):
     for k, v in m.projector.state_dict().items():
         torch.testing.assert_close(m2.projector.state_dict()[k], v)
     torch.testing.assert_close(m2.llm.lm_head.weight, m.llm.lm_head.weight)
-    assert m2.checkpoint["format"] == "cobra"
+    assert m2.checkpoint["format"] == "cobra" and m2.checkpoint["loaded"] == ["projector", "llm"]
 
 
 def test_mamba_ssm_lm_state_dict_loads(tmp_path):

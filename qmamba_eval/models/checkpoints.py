@@ -115,7 +115,9 @@ def load_checkpoint(model: nn.Module, path) -> str:
         if not hasattr(model.llm, "backbone"):
             raise CheckpointError(f"{path} is a Mamba LM state dict but the model's LLM is {model.config.llm}")
         load_into(model.llm, read_state(path), str(path), prefix="llm.")
-    model.checkpoint = {"path": str(path), "format": fmt}
+    loaded = {"ours": ["vision", "projector", "llm"], "ours_flat": ["vision", "projector", "llm"],
+              "cobra": ["projector", "llm"], "mamba_ssm": ["llm"]}[fmt]
+    model.checkpoint = {"path": str(path), "format": fmt, "loaded": loaded}  # the rest stays as initialised
     return fmt
 
 
