@@ -48,7 +48,7 @@ def test_fused_encoder_concatenates_second_to_last_layer_patches():
     torch.testing.assert_close(feats[..., 24:], sig(pixel_values=px[1], output_hidden_states=True).hidden_states[-2])
 
 
-def test_real_encoder_dimensions_on_meta():
+def test_real_encoder_dimensions():
     from qmamba_eval.models.vision import BACKBONES, ENCODERS
 
     dims = sum(BACKBONES[b].hidden_size for b in ENCODERS["dinosiglip-384"])

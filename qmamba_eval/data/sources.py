@@ -135,7 +135,7 @@ def load_docs(task: Task, data: str = "sample", limit: int | None = None, cache_
         rows, info = _hub(task, cache_dir, split)
     else:
         rows, info = local.load(task, Path(data))
-    if not info.is_sample and rows is not None and len(rows) == 0:
+    if len(rows) == 0:
         raise ValueError(f"{info.source}: no rows for task {task.name}")
     if isinstance(rows, list) and rows:
         task.check_columns(set(rows[0]), info.source)

@@ -30,12 +30,11 @@ def _fmt(names, limit=8) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], where: str, prefix: str = "",
-              allow_missing: tuple = ()) -> None:
+def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], where: str, prefix: str = "") -> None:
     """Strict load with a readable error: missing, unexpected and mis-shaped tensors by name."""
     expected = module.state_dict()
     tied = _tied_names(module)
-    missing = [k for k in expected if k not in state and k not in tied and not k.startswith(allow_missing)]
+    missing = [k for k in expected if k not in state and k not in tied]
     unexpected = [k for k in state if k not in expected]
     shapes = [f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)})"
               for k in state if k in expected and tuple(state[k].shape) != tuple(expected[k].shape)]
@@ -107,8 +106,7 @@ def load_checkpoint(model: nn.Module, path) -> str:
         load_into(model, read_state(path), str(path))
     elif fmt == "cobra":
         m = read_state(path)["model"]
-        load_into(model.projector, m["projector"], f"{path} [projector]", prefix="projector.",
-                  allow_missing=("connector.",) if model.projector.__class__.__name__ != "FixedScanProjector" else ())
+        load_into(model.projector, m["projector"], f"{path} [projector]", prefix="projector.")
         llm = {k[len("llm."):] if k.startswith("llm.") else k: v for k, v in m["llm_backbone"].items()}
         load_into(model.llm, llm, f"{path} [llm_backbone]", prefix="llm.")
     elif fmt == "mamba_ssm":

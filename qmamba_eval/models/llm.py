@@ -26,10 +26,6 @@ class MambaBackboneLM(MambaLM):
     def embed(self, ids):
         return self.backbone.embedding(ids)
 
-    def forward(self, input_ids=None, inputs_embeds=None, attention_mask=None, num_last_tokens=0, cache=None):
-        return super().forward(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                               num_last_tokens=num_last_tokens, cache=cache)
-
     def prefill(self, inputs_embeds, attention_mask):
         cache = self.allocate_cache(inputs_embeds.shape[0])
         logits = self(inputs_embeds=inputs_embeds, attention_mask=attention_mask, num_last_tokens=1, cache=cache)

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from .llm import build_llm
-from .mamba import MambaConfig, set_mamba_backend
+from .mamba import MambaLM, set_mamba_backend
 from .projectors import build_projector
 from .text import TextTokenizer, apply_template
 from .vision import VisionEncoder
@@ -69,7 +69,7 @@ class MLLM(nn.Module):
     def set_backend(self, name: str = "auto") -> str:
         """Kernel path for every Mamba mixer (LLM, Q-Mamba blocks, scan connectors); returns it."""
         self.backend = set_mamba_backend(self, name)
-        if hasattr(self.llm, "config") and isinstance(self.llm.config, MambaConfig):
+        if isinstance(self.llm, MambaLM):
             self.llm.backend = self.backend
         return self.backend
 
