@@ -147,6 +147,10 @@ def test_config_fields_and_errors():
 def test_backend_selection_is_explicit_on_cpu():
     m = tiny()
     assert m.set_backend("auto") == "reference"
+    # one KernelPath object shared by every mixer; the model reads its backend from it
+    paths = {id(layer.mixer.kernels) for layer in m.backbone.layers}
+    assert len(paths) == 1 and m.backend == "reference"
+    assert m.kernel_info()["causal_conv1d"] is False and "causal_conv1d_installed" in m.kernel_info()
     with pytest.raises(RuntimeError, match="CUDA"):
         m.set_backend("mamba_ssm")
     with pytest.raises(ValueError, match="unknown Mamba backend"):
@@ -158,3 +162,25 @@ def test_real_scale_preset_dimensions_on_meta_device():
     n = m.num_params()
     assert 2.6e9 < n < 2.9e9, n  # Mamba-2.8B
     assert math.isclose(m.flops_per_token() / (2 * n), 1.0, rel_tol=0.1)
+
+
+def test_kernel_availability_is_probed_once(monkeypatch):
+    import builtins
+
+    from qmamba_eval.models import mamba
+
+    mamba.causal_conv1d_available.cache_clear()
+    calls = []
+    real_import = builtins.__import__
+
+    def counting_import(name, *a, **k):
+        if name == "causal_conv1d":
+            calls.append(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", counting_import)
+    for _ in range(3):
+        mamba.causal_conv1d_available()
+    assert len(calls) <= 1
+    monkeypatch.undo()
+    mamba.causal_conv1d_available.cache_clear()

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from qmamba_eval.models.projectors import (FixedScanProjector, QFormerProjector, QMambaProjector,
-                                           ScanConnector, local_attention_mask)
+from qmamba_eval.models.projectors import (PROJECTORS, FixedScanProjector, MLPProjector, QFormerProjector,
+                                           QMambaProjector, ScanConnector, local_attention_mask)
 
 
 @pytest.mark.parametrize("cls", [QMambaProjector, QFormerProjector])
@@ -21,8 +21,18 @@ def test_fixed_scan_shapes(scan):
 
 
 def test_cobra_projector_dims():
-    p = FixedScanProjector(2176, 2560, device="meta")
+    p = MLPProjector(2176, 2560, device="meta")
     assert [tuple(p.projector[i].weight.shape) for i in (0, 2, 4)] == [(8704, 2176), (2560, 8704), (2560, 2560)]
+
+
+def test_plain_mlp_has_its_own_name_and_scan_projectors_keep_theirs():
+    from qmamba_eval.models import PRESETS
+
+    assert PROJECTORS["mlp"] is MLPProjector and PROJECTORS["fixed_scan"] is FixedScanProjector
+    assert PRESETS["cobra-3.5b"].projector == "mlp" and PRESETS["llava-style-2.7b"].projector == "mlp"
+    assert PRESETS["vlmamba-2.8b"].projector == "fixed_scan"
+    # the same MLP parameter names either way (Cobra checkpoints load into both)
+    assert set(MLPProjector(8, 8).state_dict()) == set(FixedScanProjector(8, 8, scan="raster").state_dict())
 
 
 @pytest.mark.parametrize("cls", [QMambaProjector, QFormerProjector])

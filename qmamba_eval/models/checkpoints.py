@@ -61,16 +61,17 @@ def _tied_names(module: nn.Module) -> set:
     return tied
 
 
-def read_state(path: Path) -> dict:
+def read_state(path: Path, device="cpu") -> dict:
+    """Tensors of a checkpoint file, placed on ``device`` (safetensors are read straight to it)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        return load_file(str(path), device=str(device))
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        return torch.load(str(path), map_location=device, weights_only=True)
     except Exception as e:  # pickle errors, truncated files
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
 
@@ -94,25 +95,23 @@ def detect_format(path: Path) -> str:
                           "Cobra's {'model': {'projector', 'llm_backbone'}} or a mamba-ssm LM state dict")
 
 
-def load_checkpoint(model: nn.Module, path) -> str:
-    """Load weights at ``path`` into an ``MLLM``; returns the detected format."""
+def load_checkpoint(model: nn.Module, path, device="cpu") -> str:
+    """Load weights at ``path`` into an ``MLLM`` (tensors read onto ``device``); returns the detected format."""
     path = Path(path)
     fmt = detect_format(path)
     if fmt == "ours":
-        from safetensors.torch import load_file
-
-        load_into(model, load_file(str(path / WEIGHTS_FILE)), str(path))
+        load_into(model, read_state(path / WEIGHTS_FILE, device), str(path))
     elif fmt == "ours_flat":
-        load_into(model, read_state(path), str(path))
+        load_into(model, read_state(path, device), str(path))
     elif fmt == "cobra":
-        m = read_state(path)["model"]
+        m = read_state(path, device)["model"]
         load_into(model.projector, m["projector"], f"{path} [projector]", prefix="projector.")
         llm = {k[len("llm."):] if k.startswith("llm.") else k: v for k, v in m["llm_backbone"].items()}
         load_into(model.llm, llm, f"{path} [llm_backbone]", prefix="llm.")
     elif fmt == "mamba_ssm":
         if not hasattr(model.llm, "backbone"):
             raise CheckpointError(f"{path} is a Mamba LM state dict but the model's LLM is {model.config.llm}")
-        load_into(model.llm, read_state(path), str(path), prefix="llm.")
+        load_into(model.llm, read_state(path, device), str(path), prefix="llm.")
     loaded = {"ours": ["vision", "projector", "llm"], "ours_flat": ["vision", "projector", "llm"],
               "cobra": ["projector", "llm"], "mamba_ssm": ["llm"]}[fmt]
     model.checkpoint = {"path": str(path), "format": fmt, "loaded": loaded}  # the rest stays as initialised

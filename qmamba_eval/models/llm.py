@@ -7,8 +7,10 @@
 * ``prefill(inputs_embeds, attention_mask) -> (last logits (B, V), cache)``
 * ``decode(ids (B,), cache) -> logits (B, V)``
 
-``mamba``: our ``MambaLM`` (state dict = mamba-ssm ``MambaLMHeadModel``), registered as ``self.backbone`` /
-``self.lm_head`` directly so checkpoint keys read ``llm.backbone.*`` / ``llm.lm_head.weight`` as in Cobra.
+* ``hidden_size`` and ``kernel_info() -> dict``
+
+``mamba``: ``mamba.MambaLM`` itself (state dict = mamba-ssm ``MambaLMHeadModel``; it implements the interface),
+so checkpoint keys read ``llm.backbone.*`` / ``llm.lm_head.weight`` as in Cobra.
 ``llama``: a Hugging Face ``LlamaForCausalLM`` with PyTorch SDPA attention (the LLaVA-style baseline).
 """
 
@@ -20,23 +22,6 @@ import torch
 import torch.nn as nn
 
 from .mamba import MambaConfig, MambaLM
-
-
-class MambaBackboneLM(MambaLM):
-    def embed(self, ids):
-        return self.backbone.embedding(ids)
-
-    def prefill(self, inputs_embeds, attention_mask):
-        cache = self.allocate_cache(inputs_embeds.shape[0])
-        logits = self(inputs_embeds=inputs_embeds, attention_mask=attention_mask, num_last_tokens=1, cache=cache)
-        return logits[:, -1], cache
-
-    def decode(self, ids, cache):
-        return self.step(ids, cache)
-
-    @property
-    def hidden_size(self) -> int:
-        return self.config.d_model
 
 
 class LlamaLM(nn.Module):
@@ -81,14 +66,14 @@ class LlamaLM(nn.Module):
         mask = attention_mask.long()
         out = self.model(inputs_embeds=inputs_embeds, attention_mask=mask,
                          position_ids=self._positions(mask), use_cache=True)
-        return out.logits[:, -1], {"kv": _kv(out), "mask": mask}
+        return out.logits[:, -1], {"kv": _past_key_values(out), "mask": mask}
 
     def decode(self, ids, cache):
         mask = torch.cat([cache["mask"], cache["mask"].new_ones(cache["mask"].shape[0], 1)], dim=1)
         pos = self._positions(mask)[:, -1:]
         out = self.model(input_ids=ids[:, None], attention_mask=mask, position_ids=pos,
                          use_cache=True, **{self._cache_kw: cache["kv"]})
-        cache["kv"], cache["mask"] = _kv(out), mask
+        cache["kv"], cache["mask"] = _past_key_values(out), mask
         return out.logits[:, -1]
 
     def kernel_info(self) -> dict:
@@ -97,12 +82,12 @@ class LlamaLM(nn.Module):
 
 def build_llm(kind: str, config: dict, device=None, dtype=None) -> nn.Module:
     if kind == "mamba":
-        return MambaBackboneLM(MambaConfig.from_dict(config), device=device, dtype=dtype)
+        return MambaLM(MambaConfig.from_dict(config), device=device, dtype=dtype)
     if kind == "llama":
         return LlamaLM(config, device=device, dtype=dtype)
     raise ValueError(f"unknown LLM kind {kind!r}; use 'mamba' or 'llama'")
 
 
-def _kv(out):
+def _past_key_values(out):
     """The KV cache of a transformers output (``cache`` in new releases, ``past_key_values`` before)."""
     return out["cache"] if "cache" in out else out["past_key_values"]

@@ -10,8 +10,9 @@ Two kernel backends run on the same weights:
 * ``"mamba_ssm"`` -- mamba-ssm's CUDA selective scan, causal-conv1d (when installed) and the Triton
   ``selective_state_update`` for decoding.  Only on CUDA with mamba-ssm importable.
 
-``MambaLM.set_backend("auto")`` picks ``mamba_ssm`` when it can and says so in ``model.backend``; the
-choice is never made silently and is recorded in every result file.
+``set_backend("auto")`` (on ``MambaLM`` or the ``MLLM``) picks ``mamba_ssm`` when it can and says so in
+``model.backend``; the choice is never made silently and is recorded in every result file. The choice lives
+in one ``KernelPath`` object shared by all mixers of a model; kernel availability is probed once per process.
 
 Padding: a Mamba state would be polluted by pad tokens, so forward() takes an ``attention_mask``
 (left padding).  Masked positions feed zeros into the causal conv and get a step size of zero
@@ -21,6 +22,7 @@ see exactly what they would see without padding.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -88,7 +90,9 @@ class MambaConfig:
 # ----------------------------------------------------------------------------- kernels
 
 
+@functools.cache
 def mamba_ssm_available() -> bool:
+    """Whether mamba-ssm's CUDA scan and Triton state update import (probed once per process)."""
     try:
         import mamba_ssm.ops.selective_scan_interface  # noqa: F401  (needs selective_scan_cuda)
         import mamba_ssm.ops.triton.selective_state_update  # noqa: F401
@@ -97,7 +101,9 @@ def mamba_ssm_available() -> bool:
     return True
 
 
+@functools.cache
 def causal_conv1d_available() -> bool:
+    """Whether the causal-conv1d CUDA package imports (probed once per process)."""
     try:
         import causal_conv1d  # noqa: F401
     except Exception:
@@ -144,15 +150,49 @@ def resolve_backend(name: str, on_cuda: bool) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class KernelPath:
+    """The kernel path of a model's Mamba mixers, decided once by ``set_mamba_backend`` and shared by all."""
+
+    backend: str = "reference"  # one of BACKENDS
+    causal_conv1d: bool = False  # causal-conv1d kernels in use (only with backend "mamba_ssm")
+
+    def info(self) -> dict:
+        return {"backend": self.backend, "causal_conv1d": self.causal_conv1d,
+                "causal_conv1d_installed": causal_conv1d_available()}
+
+
+REFERENCE = KernelPath()
+
+
 def set_mamba_backend(module: nn.Module, name: str = "auto") -> str:
     """Set the kernel path of every ``MambaMixer`` inside ``module``; returns the resolved name
     ("n/a" when the module has no Mamba layer, e.g. a Transformer LLM with an MLP projector)."""
     mixers = [m for m in module.modules() if isinstance(m, MambaMixer)]
     p = next(module.parameters(), None)
     resolved = resolve_backend(name, bool(p is not None and p.is_cuda))
+    path = KernelPath(resolved, resolved == "mamba_ssm" and causal_conv1d_available())
     for m in mixers:
-        m.backend = resolved
+        m.kernels = path
     return resolved if mixers else "n/a"
+
+
+def kernel_path_of(module: nn.Module) -> Optional[KernelPath]:
+    """The kernel path of the first Mamba mixer in ``module`` (None without one)."""
+    return next((m.kernels for m in module.modules() if isinstance(m, MambaMixer)), None)
+
+
+class MambaKernels:
+    """Mixin for modules holding Mamba mixers: one setter, and ``backend`` read from the mixers."""
+
+    def set_backend(self, name: str = "auto") -> str:
+        """Kernel path for every Mamba mixer inside: 'reference', 'mamba_ssm' or 'auto'. Returns the one in use."""
+        return set_mamba_backend(self, name)
+
+    @property
+    def backend(self) -> str:
+        path = kernel_path_of(self)
+        return path.backend if path is not None else "n/a"
 
 
 def cast_keeping_ssm_fp32(module: nn.Module, device=None, dtype=None) -> nn.Module:
@@ -212,7 +252,7 @@ class MambaMixer(nn.Module):
         self.d_inner = int(expand * d_model)
         self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
         self.layer_idx = layer_idx
-        self.backend = "reference"
+        self.kernels = REFERENCE  # shared KernelPath, set by set_mamba_backend
 
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias, **fk)
         self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner,
@@ -264,7 +304,7 @@ class MambaMixer(nn.Module):
         Bm = Bm.transpose(1, 2).contiguous()  # (b, n, l)
         Cm = Cm.transpose(1, 2).contiguous()
         A = -torch.exp(self.A_log.float())  # (d_inner, n)
-        if self.backend == "mamba_ssm":
+        if self.kernels.backend == "mamba_ssm":
             from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 
             out = selective_scan_fn(x, dt.contiguous(), A, Bm, Cm, self.D.float(), z=z,
@@ -280,7 +320,7 @@ class MambaMixer(nn.Module):
 
     def _conv(self, x):
         w = self.conv1d.weight.squeeze(1)  # (d_inner, d_conv)
-        if self.backend == "mamba_ssm" and causal_conv1d_available():
+        if self.kernels.causal_conv1d:
             from causal_conv1d import causal_conv1d_fn
 
             return causal_conv1d_fn(x, w, self.conv1d.bias, activation="silu")
@@ -299,7 +339,7 @@ class MambaMixer(nn.Module):
         xz = self.in_proj(hidden)  # (b, 2*d_inner)
         x, z = xz.chunk(2, dim=-1)
         w = self.conv1d.weight.squeeze(1)  # (d_inner, d_conv)
-        if self.backend == "mamba_ssm" and causal_conv1d_available():
+        if self.kernels.causal_conv1d:
             from causal_conv1d import causal_conv1d_update
 
             x = causal_conv1d_update(x, state.conv, w, self.conv1d.bias, "silu")
@@ -314,7 +354,7 @@ class MambaMixer(nn.Module):
         dt, Bm, Cm = torch.split(x_db, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = dt @ self.dt_proj.weight.t()  # (b, d_inner)
         A = -torch.exp(self.A_log.float())
-        if self.backend == "mamba_ssm":
+        if self.kernels.backend == "mamba_ssm":
             from mamba_ssm.ops.triton.selective_state_update import selective_state_update
 
             y = selective_state_update(state.ssm, x, dt, A, Bm, Cm, self.D.float(), z=z,
@@ -381,14 +421,12 @@ class MambaCache:
     layers: list
     seqlen: int = 0
 
-    def select(self, index: torch.Tensor) -> "MambaCache":
-        """A copy holding only batch rows ``index`` (repeats allowed)."""
-        return MambaCache([LayerState(s.conv[index].clone(), s.ssm[index].clone()) for s in self.layers],
-                          self.seqlen)
 
+class MambaLM(MambaKernels, nn.Module):
+    """``MambaLMHeadModel`` twin: ``model(input_ids=...)`` -> logits (b, l, padded vocab).
 
-class MambaLM(nn.Module):
-    """``MambaLMHeadModel`` twin: ``model(input_ids=...)`` -> logits (b, l, padded vocab)."""
+    Also the MLLM's LLM interface (see ``llm.py``): ``embed``, ``prefill``, ``decode``, ``hidden_size``.
+    """
 
     def __init__(self, config: MambaConfig, device=None, dtype=None):
         super().__init__()
@@ -399,7 +437,6 @@ class MambaLM(nn.Module):
             self._init_weights()
         if config.tie_embeddings:
             self.lm_head.weight = self.backbone.embedding.weight
-        self.backend = "reference"
 
     @torch.no_grad()
     def _init_weights(self):
@@ -413,16 +450,26 @@ class MambaLM(nn.Module):
         if not self.config.tie_embeddings:
             nn.init.normal_(self.lm_head.weight, std=0.02)
 
-    # -- backend ------------------------------------------------------------------------
+    # -- LLM interface (llm.py) ----------------------------------------------------------
 
-    def set_backend(self, name: str = "auto") -> str:
-        """Choose the kernel path: 'reference', 'mamba_ssm' or 'auto'. Returns the one in use."""
-        self.backend = set_mamba_backend(self, name)
-        return self.backend
+    @property
+    def hidden_size(self) -> int:
+        return self.config.d_model
 
     def kernel_info(self) -> dict:
-        return {"backend": self.backend,
-                "causal_conv1d": self.backend == "mamba_ssm" and causal_conv1d_available()}
+        return (kernel_path_of(self) or REFERENCE).info()
+
+    def embed(self, ids):
+        return self.backbone.embedding(ids)
+
+    def prefill(self, inputs_embeds, attention_mask):
+        """-> (last-position logits (b, V), cache ready for ``decode``)."""
+        cache = self.allocate_cache(inputs_embeds.shape[0])
+        logits = self(inputs_embeds=inputs_embeds, attention_mask=attention_mask, num_last_tokens=1, cache=cache)
+        return logits[:, -1], cache
+
+    def decode(self, ids, cache):
+        return self.step(ids, cache)
 
     # -- prefill ------------------------------------------------------------------------
 

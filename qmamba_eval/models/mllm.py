@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from .llm import build_llm
-from .mamba import MambaLM, set_mamba_backend
+from .mamba import MambaKernels
 from .projectors import build_projector
 from .text import TextTokenizer, apply_template
 from .vision import VisionEncoder
@@ -26,7 +26,7 @@ from .vision import VisionEncoder
 class MLLMConfig:
     name: str
     vision: str  # encoder name (vision.ENCODERS)
-    projector: str  # qmamba | qformer | fixed_scan
+    projector: str  # projectors.PROJECTORS: qmamba | qformer | mlp | fixed_scan
     llm: str  # mamba | llama
     llm_config: dict
     projector_kwargs: dict = field(default_factory=dict)
@@ -43,18 +43,19 @@ class MLLMConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-class MLLM(nn.Module):
-    def __init__(self, config: MLLMConfig, tokenizer: TextTokenizer, vision_weights: Optional[dict] = None,
-                 device=None, dtype=None):
+class MLLM(MambaKernels, nn.Module):
+    """Built where the default device is (``with torch.device(...)``), in float32; ``build_model`` casts."""
+
+    def __init__(self, config: MLLMConfig, tokenizer: TextTokenizer, vision_weights: Optional[dict] = None):
         super().__init__()
         self.config = config
         self.tokenizer = tokenizer
-        self.vision = VisionEncoder(config.vision, vision_weights, device=device, dtype=dtype)
-        self.llm = build_llm(config.llm, config.llm_config, device=device, dtype=dtype)
+        self.vision = VisionEncoder(config.vision, vision_weights)
+        self.llm = build_llm(config.llm, config.llm_config)
         self.projector = build_projector(config.projector, self.vision.feature_dim, self.llm.hidden_size,
-                                         device=device, dtype=dtype, **config.projector_kwargs)
+                                         **config.projector_kwargs)
         self.checkpoint = None  # set by the loader
-        self.backend = "reference"
+        self.engine = None  # set by qmamba_eval.engine.attach (a fast path); generate() stays the reference
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -66,19 +67,13 @@ class MLLM(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.llm.parameters()).dtype
 
-    def set_backend(self, name: str = "auto") -> str:
-        """Kernel path for every Mamba mixer (LLM, Q-Mamba blocks, scan connectors); returns it."""
-        self.backend = set_mamba_backend(self, name)
-        if isinstance(self.llm, MambaLM):
-            self.llm.backend = self.backend
-        return self.backend
-
     def identity(self) -> dict:
         n = sum(p.numel() for p in self.parameters())
         return {"name": self.config.name, "config_fingerprint": self.config.fingerprint(),
                 "parameters": n, "checkpoint": self.checkpoint, "random_init": self.checkpoint is None,
                 "vision_random_init": self.vision.random_init, "mamba_backend": self.backend,
                 "llm_kernels": self.llm.kernel_info(),
+                "engine": self.engine.info() if self.engine is not None else {"name": "reference"},
                 "dtype": str(self.dtype).replace("torch.", ""), "device": str(self.device),
                 "tokenizer": self.tokenizer.path, "template": self.config.template}
 

@@ -32,15 +32,15 @@ def _tiny(name, projector, llm="mamba", vision="tiny-dinosiglip", template="zeph
 PRESETS: dict[str, MLLMConfig] = {
     # Q-Mamba on Cobra's stack; 729 queries reported best, 256 is the other common choice.
     "qmamba-2.8b": _real("qmamba-2.8b", "qmamba", num_queries=729, num_blocks=1, num_heads=16),
-    "cobra-3.5b": _real("cobra-3.5b", "fixed_scan", scan="raster"),
+    "cobra-3.5b": _real("cobra-3.5b", "mlp"),
     "vlmamba-2.8b": _real("vlmamba-2.8b", "fixed_scan", vision="siglip-so400m-14-384", scan="bidirectional"),
     "qformer-2.8b": _real("qformer-2.8b", "qformer", num_queries=729, num_blocks=1, num_heads=16),
-    "llava-style-2.7b": _real("llava-style-2.7b", "fixed_scan", llm="llama", template="vicuna", scan="raster"),
+    "llava-style-2.7b": _real("llava-style-2.7b", "mlp", llm="llama", template="vicuna"),
     "tiny-qmamba": _tiny("tiny-qmamba", "qmamba", num_queries=16, num_blocks=1, num_heads=4),
-    "tiny-cobra": _tiny("tiny-cobra", "fixed_scan", scan="raster"),
+    "tiny-cobra": _tiny("tiny-cobra", "mlp"),
     "tiny-vlmamba": _tiny("tiny-vlmamba", "fixed_scan", vision="tiny-siglip", scan="bidirectional"),
     "tiny-qformer": _tiny("tiny-qformer", "qformer", num_queries=16, num_blocks=1, num_heads=4),
-    "tiny-llava-style": _tiny("tiny-llava-style", "fixed_scan", llm="llama", template="vicuna", scan="raster"),
+    "tiny-llava-style": _tiny("tiny-llava-style", "mlp", llm="llama", template="vicuna"),
 }
 
 

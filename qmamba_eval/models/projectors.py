@@ -7,8 +7,8 @@ Classes in reading order:
 * ``QueryBlock``         -- one Q-Mamba (or Q-Former) block.
 * ``QMambaProjector``    -- learned queries, Mamba over the queries, cross-attention to the image.
 * ``QFormerProjector``   -- the Transformer twin: self-attention instead of Mamba.
-* ``FixedScanProjector`` -- Cobra's ``fused-gelu-mlp`` over the raster-ordered patches (M = N),
-  optionally after a VL-Mamba scan connector.
+* ``MLPProjector``       -- Cobra's / LLaVA-style ``fused-gelu-mlp`` over the raster-ordered patches (M = N).
+* ``FixedScanProjector`` -- the same MLP after a VL-Mamba scan connector (bidirectional / cross).
 """
 
 from __future__ import annotations
@@ -159,9 +159,6 @@ class _QueryProjector(nn.Module):
             for _ in range(num_blocks))
         self.out_proj = nn.Linear(hidden_dim, llm_dim, **fk) if hidden_dim != llm_dim else nn.Identity()
 
-    def num_output_tokens(self, num_visual: int) -> int:
-        return self.num_queries
-
     def forward(self, visual):  # visual (B, N, vision_dim)
         if self.connector is not None:
             visual = self.connector(visual)
@@ -184,27 +181,37 @@ class QFormerProjector(_QueryProjector):
     mixer_kind = "attention"
 
 
-class FixedScanProjector(nn.Module):
-    """Cobra ``fused-gelu-mlp``: Linear(v, 4v) GELU Linear(4v, d) GELU Linear(d, d); M = N.
+class MLPProjector(nn.Module):
+    """Cobra ``fused-gelu-mlp``: Linear(v, 4v) GELU Linear(4v, d) GELU Linear(d, d); M = N, raster order.
 
     Parameter names ``projector.0/2/4`` match Cobra's released checkpoints.
     """
 
-    def __init__(self, vision_dim: int, llm_dim: int, scan: str = "raster", mlp_ratio: int = 4,
-                 device=None, dtype=None):
+    def __init__(self, vision_dim: int, llm_dim: int, mlp_ratio: int = 4, device=None, dtype=None):
         super().__init__()
-        if scan not in SCANS:
-            raise ValueError(f"unknown scan {scan!r}; choose from {SCANS}")
         fk = {"device": device, "dtype": dtype}
-        self.scan = scan
-        self.connector = ScanConnector(vision_dim, scan, **fk) if scan != "raster" else None
         self.projector = nn.Sequential(
             nn.Linear(vision_dim, mlp_ratio * vision_dim, **fk), nn.GELU(),
             nn.Linear(mlp_ratio * vision_dim, llm_dim, **fk), nn.GELU(),
             nn.Linear(llm_dim, llm_dim, **fk))
 
-    def num_output_tokens(self, num_visual: int) -> int:
-        return num_visual
+    def forward(self, visual):  # visual (B, N, vision_dim) -> (B, N, llm_dim)
+        return self.projector(visual)
+
+
+class FixedScanProjector(MLPProjector):
+    """VL-Mamba: a fixed-order Mamba scan connector (``bidirectional`` / ``cross``), then the MLP; M = N.
+
+    ``scan="raster"`` (no connector) is accepted for configs written before ``mlp`` had its own name.
+    """
+
+    def __init__(self, vision_dim: int, llm_dim: int, scan: str = "bidirectional", mlp_ratio: int = 4,
+                 device=None, dtype=None):
+        if scan not in SCANS:
+            raise ValueError(f"unknown scan {scan!r}; choose from {SCANS}")
+        super().__init__(vision_dim, llm_dim, mlp_ratio, device=device, dtype=dtype)
+        self.scan = scan
+        self.connector = ScanConnector(vision_dim, scan, device=device, dtype=dtype) if scan != "raster" else None
 
     def forward(self, visual):  # visual (B, N, vision_dim) -> (B, N, llm_dim)
         if self.connector is not None:
@@ -212,7 +219,8 @@ class FixedScanProjector(nn.Module):
         return self.projector(visual)
 
 
-PROJECTORS = {"qmamba": QMambaProjector, "qformer": QFormerProjector, "fixed_scan": FixedScanProjector}
+PROJECTORS = {"qmamba": QMambaProjector, "qformer": QFormerProjector, "mlp": MLPProjector,
+              "fixed_scan": FixedScanProjector}
 
 
 def build_projector(kind: str, vision_dim: int, llm_dim: int, device=None, dtype=None, **kwargs) -> nn.Module:
