@@ -1,13 +1,33 @@
 """MME: the official yes/no parse and per-category score 100*acc + 100*acc+.
 
-acc is over questions, acc+ over images (both questions of an image right).  Perception sums ten categories
-(max 2000), cognition four (max 800).
+Follows MME's ``eval_tool/calculation.py`` (shipped with MME_Benchmark_release_version; BradyFU/Awesome-
+Multimodal-Large-Language-Models, Evaluation branch; the release carries no version number and we could not pin
+a commit -- the agreement is checked by the issue-8 audit, which ran calculation.py on 2,374 real answers):
+predictions and labels lower-cased; exactly "yes"/"no", else "yes" / "no" within the first 4 characters
+(yes tested first), else "other" (wrong).  acc is over questions, acc+ over images (both questions of an image
+right).  Perception sums ten categories (max 2000), cognition four (max 800).
+
+calculation.py reads each image's two questions as a pair and asserts there are two (lmms-eval 0.7.3's
+``mme_aggregate_results`` asserts the same); we score any number (acc+ then needs every question of the image
+right) and ``irregular_images`` lists the images whose count is not two so that the aggregate can warn.
+
+Differences from lmms-eval 0.7.3 (``tasks/mme/utils.py: parse_pred_ans``, "brought from Otter Eval"), which first
+does ``pred.lower().strip().replace(".", "")``:
+* leading whitespace: "  yes", "\\n\\nyes", "   no" are "other" here and in calculation.py (their first 4
+  characters hold neither "yes" nor "no"), yes/no for lmms-eval;
+* periods anywhere: "y.e.s", "...yes", "n.o" are "other" here, yes/no for lmms-eval ("Yes." and "No." agree:
+  "yes." and "no." hold yes/no in their first 4 characters);
+* a lone "y" / "n" (after that stripping) is yes / no for lmms-eval, "other" here.
+lmms-eval also compares with the label after ``lower().strip().replace(".", "")``; MME labels are plain Yes/No,
+so that makes no difference.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Iterable
+
+PAIR = 2  # questions per image in MME (calculation.py asserts it)
 
 PERCEPTION = ("existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark",
               "artwork", "OCR")
@@ -50,3 +70,19 @@ def scores(rows: Iterable[tuple[str, str, str, str]]) -> dict:
     out["total"] = out["perception"] + out["cognition"]
     out["missing_categories"] = [k for k in PERCEPTION + COGNITION if k not in c]
     return out
+
+
+def irregular_images(rows: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """rows of (category, image key) -> {(category, image): number of questions} for every image whose number of
+    questions is not two (calculation.py and lmms-eval would refuse these); empty when all are pairs."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for category, image in rows:
+        counts[(category, image)] += 1
+    return {key: n for key, n in sorted(counts.items()) if n != PAIR}
+
+
+def irregular_image_warnings(rows: Iterable[tuple[str, str]]) -> dict:
+    """Aggregate-side helper: ``{"n_images_not_two_questions": k}`` when k > 0 images have a number of questions
+    other than two, else ``{}``."""
+    k = len(irregular_images(rows))
+    return {"n_images_not_two_questions": k} if k else {}

@@ -1,14 +1,17 @@
 """POPE: yes/no answer parsers and per-split metrics.
 
 Parsers (the choice is recorded with every result):
-* ``llava`` -- the POPE / LLaVA evaluation rule: keep the first sentence, drop commas, then "no" if any word is
+* ``llava`` -- POPE's ``evaluate.py`` (RUCAIBox/POPE) as LLaVA runs it, ``llava/eval/eval_pope.py``
+  (haotian-liu/LLaVA at 4241f08): keep the first sentence, drop commas, then "no" if any space-separated word is
   "No", "not" or "no", otherwise "yes" (so an empty or rambling answer counts as "yes").
-* ``strict`` -- lower-case and strip; exactly "yes" or "no", anything else is "other" and is wrong.
+* ``strict`` -- lmms-eval 0.7.3 ``tasks/pope/utils.py`` style: lower-case and strip; exactly "yes" or "no",
+  anything else is "other" and is wrong.
 
 Metrics with "yes" as the positive class: accuracy, precision, recall, F1 and yes-ratio. The yes-ratio is the
 fraction of *predicted* yes, as in POPE's paper; lmms-eval 0.7.3 computes it from the ground truth instead
 (always about 0.5), which we do not copy.  An "other" answer predicts neither class: it is wrong for accuracy,
-a false negative when the truth is yes, and not a false positive.
+a false negative when the truth is yes, and not a false positive.  Precision / recall / F1 with an empty
+denominator are 0 here (eval_pope.py would divide by zero).
 """
 
 from __future__ import annotations
