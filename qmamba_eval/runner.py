@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import ImageLoadError, load_docs, load_image
-from .tasks import Task, get_task
-
-RESULTS_SCHEMA = 1
+from .data.ids import question_id, question_ids, sample_keys
+from .data.images import ImageLoadError, load_image
+from .data.sources import load_docs
+from .results import (RESULTS_SCHEMA, answers_digest, append_samples, environment, read_samples,
+                      write_json_atomic)
+from .tasks import Task, get_task, task_options
 
 
 @dataclass
@@ -63,64 +63,9 @@ class RunConfig:
         return f"{Path(self.model).name}-{data}-s{self.seed}-{digest}"
 
 
-def library_versions() -> dict:
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for pkg in ("qmamba-eval", "torch", "transformers", "datasets", "tokenizers", "mamba-ssm", "causal-conv1d"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
-# -- samples file --------------------------------------------------------------------------------
-
-
-def read_samples(path: Path) -> list[dict]:
-    """Lines of a samples file; a torn last line (crash mid-write) is cut off and dropped."""
-    if not path.is_file():
-        return []
-    rows, good_bytes = [], 0
-    with open(path, "rb") as f:
-        for raw in f:
-            try:
-                rows.append(json.loads(raw))
-                good_bytes += len(raw)
-            except json.JSONDecodeError:
-                break
-    if good_bytes != path.stat().st_size:
-        with open(path, "r+b") as f:
-            f.truncate(good_bytes)
-    return rows
-
-
-def append_samples(path: Path, rows: list[dict]) -> None:
-    with open(path, "a") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def answers_digest(samples: list[dict]) -> str:
-    """Fingerprint of the raw answers, in key order: equal digests = the model said exactly the same."""
-    h = hashlib.sha256()
-    for s in sorted(samples, key=lambda s: s["key"]):
-        h.update(json.dumps([s["key"], s.get("answer"), s.get("error")]).encode())
-    return h.hexdigest()[:16]
-
-
 def score_samples(task: Task, samples: list[dict], options: dict) -> dict:
     """Aggregate metrics of scored samples (pure: the same samples give the same numbers)."""
     return task.hooks.aggregate(samples, options)
-
-
-def task_options(task: Task, cfg_options: dict) -> dict:
-    opts = dict(task.options)
-    opts.update({k: v for k, v in cfg_options.items() if k in task.options and v is not None})
-    return opts
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -157,7 +102,7 @@ class Runner:
                                        f"{meta['task_versions'][name]}; its samples cannot be resumed. "
                                        "Use another --run-name or delete the folder")
             meta["task_versions"] = {**old.get("task_versions", {}), **meta["task_versions"]}
-        run_file.write_text(json.dumps(meta, indent=1, sort_keys=True))
+        write_json_atomic(run_file, meta)
         return meta
 
     def run(self) -> dict:
@@ -169,7 +114,7 @@ class Runner:
             results["tasks"][task.name] = self.run_task(task)
             self._write_results(results, results_path)
         if self.cfg.plot:
-            from .plots import plot_run
+            from .report.plots import plot_run
 
             plot_run(results, self.run_dir / "summary.png")
         return results
@@ -181,12 +126,9 @@ class Runner:
             "run": {"name": self.run_dir.name, "command": " ".join(sys.argv), "config": self.cfg.identity(),
                     "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
             "model": model.identity() if model is not None else results.get("model"),
-            "environment": {"versions": library_versions(), "platform": platform.platform(),
-                            "device_name": _device_name(self.cfg.device)},
+            "environment": environment(self.cfg.device),
         })
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=1, sort_keys=True, default=str))
-        tmp.replace(path)
+        write_json_atomic(path, results)
 
     def run_task(self, task: Task) -> dict:
         cfg = self.cfg
@@ -215,22 +157,17 @@ class Runner:
         wanted = set(keys)
         samples = [s for s in read_samples(path) if s["key"] in wanted]
         metrics = score_samples(task, samples, opts)
-        extra = {}
-        if task.name == "vqav2":  # EvalAI submission format, for test-dev / test runs
-            sub = self.run_dir / "submission_vqav2.json"
-            sub.write_text(json.dumps([{"question_id": _int_or_str(s["question_id"]), "answer": s["answer"]}
-                                       for s in samples]))
-            extra["submission_file"] = sub.name
+        extra = task.hooks.write_outputs(samples, self.run_dir) if task.hooks.write_outputs else {}
         return {**extra,
             "version": task.version, "n_samples": len(samples), "n_errors": sum(1 for s in samples if s.get("error")),
             "n_resumed": len(docs) - len(todo), "answer_mode": cfg.answer_mode, "prompt_variant": variant,
             "prompt_template": task.prompts[variant],
+            "report": {"headline": task.headline, "score_max": task.score_max},
             "options": opts, "data": info.to_dict(), "limit": cfg.limit, "metrics": metrics,
             "samples_file": path.name, "answers_digest": answers_digest(samples),
             "timing": {"wall_s": round(wall, 3), "model_s": round(model_s, 3),
                        "samples_per_s": round(len(todo) / wall, 2) if todo and wall > 0 else None},
         }
-
 
     def _infer(self, task, docs, todo, keys, variant, opts, info, path) -> float:
         if not todo:
@@ -272,59 +209,3 @@ class Runner:
         finally:
             bar.close()
         return model_s
-
-
-def _int_or_str(q: str):
-    return int(q) if q.isdigit() else q
-
-
-def question_id(doc: dict) -> str:
-    return str(doc["question_id"] if "question_id" in doc else doc["id"])
-
-
-def question_ids(docs) -> list[str]:
-    """Ids without decoding images: straight from the columns of a hub dataset."""
-    ds = getattr(docs, "ds", None)
-    if ds is not None:
-        col = "question_id" if "question_id" in ds.column_names else "id"
-        return [str(q) for q in ds[col]]
-    return [question_id(d) for d in docs]
-
-
-def sample_keys(qids: list[str]) -> list[str]:
-    """Unique keys for resuming: the question id, with "#n" on its n-th repeat (MME ids name the image)."""
-    seen: dict[str, int] = {}
-    keys = []
-    for q in qids:
-        n = seen.get(q, 0)
-        seen[q] = n + 1
-        keys.append(q if n == 0 else f"{q}#{n}")
-    return keys
-
-
-def _device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cuda (unavailable)"
-    return platform.processor() or platform.machine()
-
-
-# -- headline table -----------------------------------------------------------------------------------
-
-HEADLINE = {"vqav2": ["accuracy"], "gqa": ["accuracy"], "textvqa": ["accuracy"],
-            "pope": ["mean/f1", "mean/accuracy", "adversarial/f1", "popular/f1", "random/f1", "mean/yes_ratio"],
-            "mme": ["perception", "cognition"]}
-
-
-def format_table(results: dict) -> str:
-    lines = [f"{'task':<9} {'metric':<16} {'value':>9} {'n':>6}  data"]
-    lines.append("-" * 60)
-    for name, t in results["tasks"].items():
-        keys = [k for k in HEADLINE.get(name, []) if k in t["metrics"]] or list(t["metrics"])[:4]
-        for k in keys:
-            src = t["data"]["source"] + (" (SAMPLE - not a benchmark score)" if t["data"]["is_sample"] else "")
-            lines.append(f"{name:<9} {k:<16} {t['metrics'][k]:>9.2f} {t['n_samples']:>6}  {src}")
-        if t.get("n_errors"):
-            lines.append(f"{'':<9} {'errors':<16} {t['n_errors']:>9d}")
-    return "\n".join(lines)

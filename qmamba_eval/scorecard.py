@@ -19,23 +19,30 @@ Runs on different data (fingerprint), task versions or sample counts are refused
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
-import html
-import json
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
+
+from .results import ResultsInputError
+from .results import load_results as _load_results
 
 HIGHER = ("accuracy", "f1", "precision", "recall", "score", "acc", "acc_plus", "perception", "cognition", "total",
           "throughput", "per_s", "tokens_per_s", "samples_per_s", "mfu")
 LOWER = ("latency", "_ms", "ms_per", "_s", "memory", "mib", "gib", "bytes", "peak")
 NEUTRAL = ("yes_ratio", "other_ratio")
+STATUSES = ("pass", "regressed", "improved", "changed", "missing", "new")
 DEFAULT_TOLERANCES = {"score_abs": 0.5, "timing_rel": 0.10}
 
 
-class ScorecardInputError(ValueError):
+class ScorecardInputError(ResultsInputError):
     """A file that is not a results document, or runs that must not be compared."""
+
+
+def load_results(path) -> dict:
+    try:
+        return _load_results(path)
+    except ResultsInputError as e:
+        raise ScorecardInputError(str(e)) from None
 
 
 @dataclass
@@ -48,25 +55,6 @@ class Row:
     tolerance: str
     better: str  # higher | lower | neutral | same
     tol: float = 0.0  # the tolerance as a number (points, or a fraction for timings)
-
-
-def load_results(path) -> dict:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "results.json"
-    if not p.is_file():
-        raise ScorecardInputError(f"{path}: no results.json there")
-    try:
-        doc = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise ScorecardInputError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("tasks", {}), dict) or \
-            not (doc.get("tasks") or doc.get("profile")):
-        raise ScorecardInputError(f"{p}: not a results document (no 'tasks' or 'profile')")
-    for name, t in doc.get("tasks", {}).items():
-        if not isinstance(t, dict) or not isinstance(t.get("metrics"), dict):
-            raise ScorecardInputError(f"{p}: task {name!r} has no 'metrics' table")
-    return doc
 
 
 def direction(metric: str) -> str:
@@ -182,92 +170,10 @@ def compare(base: dict, cur: dict, tolerances: dict | None = None, require_same_
     return rows
 
 
-# -- rendering ----------------------------------------------------------------------------------------
-
-ICON = {"pass": "✅ pass", "regressed": "❌ regressed", "improved": "🟢 improved", "changed": "⚠️ changed",
-        "missing": "❓ missing", "new": "➕ new"}
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e-3 or abs(v) >= 1e5 else f"{v:.2f}"
-    return str(v)
-
-
-def _context(base: dict, cur: dict) -> list[tuple]:
-    out = []
-    for name in sorted(set(base.get("tasks", {})) | set(cur.get("tasks", {}))):
-        b, c = base.get("tasks", {}).get(name, {}), cur.get("tasks", {}).get(name, {})
-        out.append((name, b.get("n_samples"), c.get("n_samples"), (b.get("data") or {}).get("fingerprint"),
-                    (c.get("data") or {}).get("fingerprint"), c.get("version")))
-    return out
-
-
 def verdict(rows: list[Row], fail_on_missing: bool) -> dict:
-    counts = {s: sum(r.status == s for r in rows) for s in ICON}
+    counts = {s: sum(r.status == s for r in rows) for s in STATUSES}
     failed = counts["regressed"] > 0 or (fail_on_missing and counts["missing"] > 0)
     return {"passed": not failed, "counts": counts}
-
-
-def to_markdown(rows: list[Row], base: dict, cur: dict, v: dict, problems: list[str], show_pass: bool = True) -> str:
-    head = "## Scorecard: " + ("✅ no regressions" if v["passed"] else "❌ REGRESSION")
-    lines = [head, "", " · ".join(f"{k}: {n}" for k, n in v["counts"].items() if n), ""]
-    lines += ["| task | n (base → cur) | data fingerprint | version |", "|---|---|---|---|"]
-    for name, nb, nc, fb, fc, ver in _context(base, cur):
-        fp = fb if fb == fc else f"{fb} → **{fc}**"
-        lines.append(f"| {name} | {nb} → {nc} | {fp} | {ver} |")
-    if problems:
-        lines += ["", "**Compared despite:** " + "; ".join(problems)]
-    lines += ["", "| metric | status | baseline | current | Δ | tolerance |", "|---|---|---|---|---|---|"]
-    order = {"regressed": 0, "missing": 1, "changed": 2, "improved": 3, "new": 4, "pass": 5}
-    for r in sorted(rows, key=lambda r: (order[r.status], r.metric)):
-        if r.status == "pass" and not show_pass:
-            continue
-        delta = "—" if r.delta is None else (f"{100 * r.delta:+.1f}%" if "rel" in r.tolerance else f"{r.delta:+.2f}")
-        lines.append(f"| `{r.metric}` | {ICON[r.status]} | {_fmt(r.baseline)} | {_fmt(r.current)} | {delta} | "
-                     f"{r.tolerance} |")
-    return "\n".join(lines) + "\n"
-
-
-def to_html(markdown_rows: list[Row], v: dict, title: str) -> str:
-    colors = {"pass": "#e8f5e9", "regressed": "#ffcdd2", "improved": "#c8e6c9", "changed": "#fff3cd",
-              "missing": "#eceff1", "new": "#e3f2fd"}
-    body = "".join(
-        f"<tr style='background:{colors[r.status]}'><td><code>{html.escape(r.metric)}</code></td>"
-        f"<td>{html.escape(ICON[r.status])}</td><td>{html.escape(_fmt(r.baseline))}</td>"
-        f"<td>{html.escape(_fmt(r.current))}</td><td>{html.escape(_fmt(r.delta))}</td>"
-        f"<td>{html.escape(r.tolerance)}</td></tr>" for r in markdown_rows)
-    status = "no regressions" if v["passed"] else "REGRESSION"
-    return (f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            "<style>body{font-family:sans-serif}td,th{padding:4px 10px;border-bottom:1px solid #ddd}</style>"
-            f"<h2>{html.escape(title)}: {status}</h2><table><tr><th>metric</th><th>status</th><th>baseline</th>"
-            f"<th>current</th><th>Δ</th><th>tolerance</th></tr>{body}</table>")
-
-
-def to_png(rows: list[Row], v: dict, path: Path) -> None:
-    """Each numeric metric's change in units of its tolerance: the band is the pass zone."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    num = [r for r in rows if r.delta is not None]
-    colors = {"pass": "#4caf50", "regressed": "#e53935", "improved": "#1e88e5", "changed": "#fb8c00"}
-    fig, ax = plt.subplots(figsize=(8, 0.28 * max(len(num), 4) + 1.2))
-    for i, r in enumerate(num):
-        x = max(-5.0, min(5.0, r.delta / (r.tol or 1e-9)))
-        ax.plot([0, x], [i, i], color=colors.get(r.status, "grey"), lw=2)
-        ax.plot(x, i, "o", color=colors.get(r.status, "grey"))
-    ax.axvspan(-1, 1, color="#e8f5e9", zorder=0)
-    ax.set_yticks(range(len(num)), [r.metric for r in num], fontsize=7)
-    ax.set_xlim(-5.5, 5.5)
-    ax.set_xlabel("change / tolerance (clipped at ±5; green band = pass)")
-    ax.set_title("scorecard: " + ("no regressions" if v["passed"] else "REGRESSION"))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def baseline_from(cur: dict, old: dict | None) -> dict:
@@ -275,56 +181,3 @@ def baseline_from(cur: dict, old: dict | None) -> dict:
     doc = {k: cur[k] for k in ("schema", "tasks", "profile", "model", "run", "environment") if k in cur}
     doc["scorecard"] = (old or {}).get("scorecard", {"tolerances": dict(DEFAULT_TOLERANCES)})
     return doc
-
-
-def cmd_scorecard(argv) -> int:
-    p = argparse.ArgumentParser(prog="run_eval.py scorecard", description=__doc__.split("\n\n")[0])
-    p.add_argument("--baseline", required=True, help="baseline results.json (or folder)")
-    p.add_argument("--current", required=True, help="current results.json (or folder)")
-    p.add_argument("--tolerance", action="append", default=[],
-                   help="METRIC_GLOB=VALUE (absolute points for scores, fraction for timings), repeatable")
-    p.add_argument("--require-same-answers", action="store_true", help="any change in raw answers regresses")
-    p.add_argument("--fail-on-missing", action="store_true")
-    p.add_argument("--allow-mismatch", action="store_true", help="compare despite different data/versions")
-    p.add_argument("--only-changes", action="store_true", help="leave passing rows out of the table")
-    p.add_argument("--update-baseline", action="store_true", help="write --current into --baseline and stop")
-    p.add_argument("--json-out")
-    p.add_argument("--markdown-out")
-    p.add_argument("--html-out")
-    p.add_argument("--png-out")
-    a = p.parse_args(argv)
-    try:
-        cur = load_results(a.current)
-        if a.update_baseline:
-            old = load_results(a.baseline) if Path(a.baseline).is_file() else None
-            Path(a.baseline).parent.mkdir(parents=True, exist_ok=True)
-            Path(a.baseline).write_text(json.dumps(baseline_from(cur, old), indent=1, sort_keys=True) + "\n")
-            print(f"baseline written: {a.baseline}")
-            return 0
-        base = load_results(a.baseline)
-        overrides = {}
-        for item in a.tolerance:
-            if "=" not in item:
-                raise ScorecardInputError(f"--tolerance {item!r}: expected METRIC_GLOB=VALUE")
-            k, val = item.split("=", 1)
-            overrides[k] = float(val)
-        problems = check_comparable(base, cur, a.allow_mismatch)
-        tol = {**DEFAULT_TOLERANCES, **base.get("scorecard", {}).get("tolerances", {})}
-        tol["overrides"] = {**tol.get("overrides", {}), **overrides}
-        rows = compare(base, cur, tol, a.require_same_answers)
-    except (ScorecardInputError, ValueError) as e:
-        print(f"scorecard: bad input: {e}")
-        return 2
-    v = verdict(rows, a.fail_on_missing)
-    md = to_markdown(rows, base, cur, v, problems, show_pass=not a.only_changes)
-    print(md)
-    if a.markdown_out:
-        Path(a.markdown_out).write_text(md)
-    if a.json_out:
-        Path(a.json_out).write_text(json.dumps({**v, "problems": problems, "rows": [asdict(r) for r in rows]},
-                                               indent=1, default=str))
-    if a.html_out:
-        Path(a.html_out).write_text(to_html(rows, v, "qmamba-eval scorecard"))
-    if a.png_out:
-        to_png(rows, v, Path(a.png_out))
-    return 0 if v["passed"] else 1

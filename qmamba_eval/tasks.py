@@ -13,10 +13,25 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .hooks import HOOKS, Hooks
+from .hooks import Hooks, load_hooks
 from .registry import lookup
 
-TASKS_DIR = Path(__file__).resolve().parents[1] / "tasks"
+
+def _builtin_tasks_dir() -> Path:
+    """The top-level ``tasks/`` of a checkout (editable install), else the copy installed with the package
+    (``qmamba_eval.task_files``, built from that same folder)."""
+    checkout = Path(__file__).resolve().parents[1] / "tasks"
+    if checkout.is_dir() and any(checkout.glob("*.toml")):
+        return checkout
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("qmamba_eval.task_files")))
+    except ModuleNotFoundError:
+        return checkout
+
+
+TASKS_DIR = _builtin_tasks_dir()
 
 
 @dataclass
@@ -30,6 +45,8 @@ class Task:
     max_new_tokens: int = 16
     split_column: str | None = None
     answer_options: list = field(default_factory=list)  # closed answer set, for likelihood answering
+    headline: list = field(default_factory=list)  # metrics shown first in tables and plots
+    score_max: float = 100.0  # the top of the headline metrics' scale (plots)
     hub: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     source_file: str = ""
@@ -42,6 +59,21 @@ class Task:
         except KeyError as e:
             raise ValueError(f"task {self.name}: prompt {variant!r} uses {e}, which this row lacks") from None
 
+    def template_field(self, prompt: str, name: str, variant: str = "default") -> str:
+        """Undo the template: the value of field ``name`` in a ``prompt`` built from ``variant`` (the literal
+        text around the field is cut off where it is found)."""
+        template = self.prompts[variant]
+        marker = "{" + name + "}"
+        if marker not in template:
+            return prompt
+        before, after = template.split(marker, 1)
+        before, after = before.split("}")[-1], after.split("{")[0]
+        if before and before in prompt:
+            prompt = prompt.split(before, 1)[1]
+        if after.strip() and after in prompt:
+            prompt = prompt.split(after, 1)[0]
+        return prompt.strip()
+
     def split_of(self, doc: dict) -> str:
         return str(doc.get(self.split_column) or "all") if self.split_column else "all"
 
@@ -52,14 +84,22 @@ class Task:
                              f"Rename the columns or pass data in the hub schema ({self.hub.get('path', '?')}).")
 
 
+def task_options(task: Task, given: dict) -> dict:
+    """The task's scoring options (its TOML ``[options]``) with the given values for those it has."""
+    opts = dict(task.options)
+    opts.update({k: v for k, v in given.items() if k in task.options and v is not None})
+    return opts
+
+
 def _parse(path: Path) -> Task:
     raw = tomllib.loads(path.read_text())
     try:
         version = str(raw["metadata"]["version"])
-        task = Task(name=raw["name"], version=version, hooks=lookup(HOOKS, raw["hooks"], "task hook set"),
+        task = Task(name=raw["name"], version=version, hooks=load_hooks(raw["hooks"]),
                     prompts=dict(raw["prompts"]), required_columns=list(raw["required_columns"]),
                     description=raw.get("description", ""), max_new_tokens=int(raw.get("max_new_tokens", 16)),
                     split_column=raw.get("split_column"), answer_options=list(raw.get("answer_options", [])),
+                    headline=list(raw.get("headline", [])), score_max=float(raw.get("score_max", 100.0)),
                     hub=dict(raw.get("hub", {})),
                     options=dict(raw.get("options", {})), source_file=str(path))
     except KeyError as e:

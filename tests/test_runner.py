@@ -5,7 +5,8 @@ import json
 import pytest
 
 from qmamba_eval.cli import main
-from qmamba_eval.runner import RunConfig, Runner, read_samples
+from qmamba_eval.results import read_samples
+from qmamba_eval.runner import RunConfig, Runner
 
 ALL = ["vqav2", "gqa", "textvqa", "pope", "mme"]
 

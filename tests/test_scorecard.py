@@ -3,8 +3,14 @@ import json
 
 import pytest
 
-from qmamba_eval.scorecard import (ScorecardInputError, check_comparable, cmd_scorecard, compare, direction,
+from qmamba_eval.scorecard import (ScorecardInputError, check_comparable, compare, direction,
                                    load_results)
+from qmamba_eval.cli import main
+
+
+def scorecard_cli(argv):
+    return main(["scorecard", *argv])
+
 
 
 def doc(**metrics):
@@ -103,13 +109,13 @@ def test_malformed_files(tmp_path):
 
 def test_cli_exit_codes_and_outputs(tmp_path, capsys):
     b = write(tmp_path, "b.json", BASE)
-    assert cmd_scorecard(["--baseline", b, "--current", b]) == 0
+    assert scorecard_cli(["--baseline", b, "--current", b]) == 0
     worse = copy.deepcopy(BASE)
     worse["tasks"]["pope"]["metrics"]["mean/f1"] = 70.0
     c = write(tmp_path, "c.json", worse)
     out = tmp_path / "o"
     out.mkdir()
-    rc = cmd_scorecard(["--baseline", b, "--current", c, "--json-out", str(out / "v.json"),
+    rc = scorecard_cli(["--baseline", b, "--current", c, "--json-out", str(out / "v.json"),
                         "--html-out", str(out / "s.html"), "--png-out", str(out / "s.png")])
     assert rc == 1
     md = capsys.readouterr().out
@@ -117,17 +123,17 @@ def test_cli_exit_codes_and_outputs(tmp_path, capsys):
     v = json.loads((out / "v.json").read_text())
     assert not v["passed"] and v["counts"]["regressed"] == 1
     assert (out / "s.png").stat().st_size > 1000 and "regressed" in (out / "s.html").read_text()
-    assert cmd_scorecard(["--baseline", str(tmp_path / "missing.json"), "--current", c]) == 2
+    assert scorecard_cli(["--baseline", str(tmp_path / "missing.json"), "--current", c]) == 2
     missing = copy.deepcopy(BASE)
     del missing["tasks"]["pope"]["metrics"]["mean/f1"]
     m = write(tmp_path, "m.json", missing)
-    assert cmd_scorecard(["--baseline", b, "--current", m]) == 0
-    assert cmd_scorecard(["--baseline", b, "--current", m, "--fail-on-missing"]) == 1
+    assert scorecard_cli(["--baseline", b, "--current", m]) == 0
+    assert scorecard_cli(["--baseline", b, "--current", m, "--fail-on-missing"]) == 1
     # --update-baseline writes the current results, keeping tolerances
     nb = tmp_path / "new_base.json"
-    assert cmd_scorecard(["--baseline", str(nb), "--current", c, "--update-baseline"]) == 0
+    assert scorecard_cli(["--baseline", str(nb), "--current", c, "--update-baseline"]) == 0
     assert json.loads(nb.read_text())["tasks"]["pope"]["metrics"]["mean/f1"] == 70.0
-    assert cmd_scorecard(["--baseline", str(nb), "--current", c]) == 0
+    assert scorecard_cli(["--baseline", str(nb), "--current", c]) == 0
 
 
 def test_committed_baseline_is_a_valid_document():

@@ -7,50 +7,16 @@ a fingerprint of the data, recorded in results so runs on different data are nev
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from ..tasks import Task
 from . import local
+from .files import DataInfo, HubRows, read_jsonl, sha256_json
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "assets" / "sample"
 SAMPLE_NOTE = "embedded synthetic sample: NOT benchmark data, scores are not benchmark scores"
-
-
-@dataclass
-class DataInfo:
-    source: str  # "sample" | "hub:<path>" | local path
-    fingerprint: str
-    n_total: int
-    is_sample: bool = False
-    image_root: str | None = None
-    notes: list = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {"source": self.source, "fingerprint": self.fingerprint, "n_total": self.n_total,
-                "is_sample": self.is_sample, "notes": self.notes}
-
-
-def sha256_json(rows) -> str:
-    h = hashlib.sha256()
-    for r in rows:
-        h.update(json.dumps(r, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with open(path) as f:
-        for i, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-    return rows
 
 
 def _sample(task: Task) -> tuple[list[dict], DataInfo]:
@@ -63,22 +29,6 @@ def _sample(task: Task) -> tuple[list[dict], DataInfo]:
         h.update((SAMPLE_DIR / "images" / name).read_bytes())
     info = DataInfo("sample", h.hexdigest()[:16], len(rows), True, str(SAMPLE_DIR / "images"), [SAMPLE_NOTE])
     return rows, info
-
-
-class HubRows(Sequence):
-    """Rows of a ``datasets.Dataset`` as dicts, decoded one at a time (images stay lazy)."""
-
-    def __init__(self, ds, join=None):
-        self.ds, self.join = ds, join
-
-    def __len__(self):
-        return len(self.ds)
-
-    def __getitem__(self, i):
-        row = dict(self.ds[int(i)])
-        if self.join is not None:
-            row["image"] = self.join(row)
-        return row
 
 
 def _load_hub_dataset(path, name, split, cache_dir):
@@ -140,5 +90,5 @@ def load_docs(task: Task, data: str = "sample", limit: int | None = None, cache_
     if isinstance(rows, list) and rows:
         task.check_columns(set(rows[0]), info.source)
     if limit is not None and limit < len(rows):
-        rows = rows[:limit] if isinstance(rows, list) else HubRows(rows.ds.select(range(limit)), rows.join)
+        rows = rows[:limit] if isinstance(rows, list) else rows.head(limit)
     return rows, info

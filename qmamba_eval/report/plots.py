@@ -12,18 +12,17 @@ def plot_run(results: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .runner import HEADLINE
+    from .tables import headline_metrics
 
     tasks = list(results["tasks"].items())
     fig, axes = plt.subplots(1, len(tasks), figsize=(2.6 * len(tasks) + 0.6, 3.2), squeeze=False)
     for ax, (name, t) in zip(axes[0], tasks):
-        keys = [k for k in HEADLINE.get(name, []) if k in t["metrics"] and not k.endswith("yes_ratio")]
-        keys = keys or [k for k, v in t["metrics"].items() if isinstance(v, (int, float))][:4]
+        keys = [k for k in headline_metrics(t) if not k.endswith("_ratio")]
         vals = [t["metrics"][k] for k in keys]
-        scale = 2000 if name == "mme" else 100
+        top = float((t.get("report") or {}).get("score_max") or 100.0)
         bars = ax.bar(range(len(keys)), vals, color="#3b6ea8")
         ax.set_xticks(range(len(keys)), keys, fontsize=7, rotation=30, ha="right")
-        ax.set_ylim(0, scale if name != "mme" else max(2000, max(vals or [0]) * 1.1))
+        ax.set_ylim(0, top if max(vals or [0]) <= top else max(vals) * 1.1)
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
         ax.set_title(f"{name} (n={t['n_samples']})", fontsize=9)
         if t["data"]["is_sample"]:

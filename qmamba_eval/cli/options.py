@@ -1,0 +1,48 @@
+"""Options shared by several commands, defined once."""
+
+from __future__ import annotations
+
+import argparse
+
+DTYPES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
+BACKENDS = ("auto", "reference", "mamba_ssm")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 1")
+    return value
+
+
+def parse_assignments(items) -> dict:
+    """``["TASK=VALUE", "VALUE"]`` -> ``{"TASK": "VALUE", "*": "VALUE"}`` (a bare value applies to every task)."""
+    out = {}
+    for item in items or []:
+        key, value = item.split("=", 1) if "=" in item else ("*", item)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """Which model, on what: checked by argparse before any model is built."""
+    p.add_argument("--model", default="tiny-qmamba", help="preset name or checkpoint folder (default: tiny-qmamba)")
+    p.add_argument("--checkpoint", help="weights for a preset: our folder, Cobra .pt, or a mamba-ssm LM state dict")
+    p.add_argument("--tokenizer", help="tokenizer.json (GPT-NeoX for Mamba LLMs)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--dtype", choices=DTYPES, help="weights and activations (default: float32)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="Mamba kernels (auto: mamba-ssm on CUDA)")
+    p.add_argument("--seed", type=int, default=0, help="random initialisation of weights not in a checkpoint")
+
+
+def add_scoring_options(p: argparse.ArgumentParser) -> None:
+    """Scoring rules a task may have (see its TOML [options]); tasks without the option ignore it."""
+    p.add_argument("--pope-parser", choices=["llava", "strict"], help="POPE answer parser (default llava)")
+    p.add_argument("--vqa-rule", choices=["lmms", "official"], help="VQAv2 normalisation rule (default lmms)")
+
+
+def scoring_options(args) -> dict:
+    return {"pope_parser": args.pope_parser, "vqa_rule": args.vqa_rule}

@@ -1,0 +1,56 @@
+"""``run_eval.py [run] --tasks ...``: evaluate a model, writing predictions, scores and a summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .options import add_model_options, add_scoring_options, parse_assignments, positive_int, scoring_options
+
+DESCRIPTION = ("Evaluate a Mamba MLLM on VQAv2, GQA, TextVQA, POPE and MME. "
+               "Other commands: score, scorecard, list (run_eval.py COMMAND --help).")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--tasks", required=True, help="comma-separated: vqav2,gqa,textvqa,pope,mme")
+    add_model_options(p)
+    p.add_argument("--data", default="sample", help="sample (embedded, offline) | hub | a local path")
+    p.add_argument("--limit", type=positive_int, help="first N questions per task")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--output-dir", default="results/runs")
+    p.add_argument("--run-name", help="run folder name (default: derived from the options; re-running resumes)")
+    p.add_argument("--prompt", action="append", help="prompt variant: VARIANT or TASK=VARIANT (repeatable)")
+    p.add_argument("--split", action="append", help="TASK=SPLIT for --data hub (e.g. vqav2=testdev)")
+    add_scoring_options(p)
+    p.add_argument("--max-new-tokens", type=positive_int)
+    p.add_argument("--answer-mode", choices=["generate", "likelihood"], default="generate",
+                   help="likelihood: pick the likelier of the task's answers (POPE, MME: Yes / No)")
+    p.add_argument("--cache-dir", help="Hugging Face datasets cache dir")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-plot", action="store_true", help="skip summary.png")
+    p.add_argument("--json", action="store_true", help="print results.json instead of the table")
+
+
+def run(a) -> int:
+    from ..report.tables import format_table
+    from ..runner import RunConfig, Runner
+
+    tasks = [t.strip() for t in a.tasks.split(",") if t.strip()]
+    if not tasks:
+        raise ValueError("--tasks names no task; e.g. --tasks gqa,pope (run_eval.py list shows them all)")
+    cfg = RunConfig(tasks=tasks, model=a.model, checkpoint=a.checkpoint, tokenizer=a.tokenizer, data=a.data,
+                    limit=a.limit, batch_size=a.batch_size, device=a.device, dtype=a.dtype, backend=a.backend,
+                    output_dir=a.output_dir, run_name=a.run_name, seed=a.seed,
+                    prompt=parse_assignments(a.prompt), splits=parse_assignments(a.split),
+                    options=scoring_options(a), cache_dir=a.cache_dir, max_new_tokens=a.max_new_tokens,
+                    answer_mode=a.answer_mode, progress=not a.no_progress, plot=not a.no_plot)
+    runner = Runner(cfg)
+    try:
+        results = runner.run()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished samples are in {runner.run_dir}; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    print(json.dumps(results, indent=1) if a.json else format_table(results))
+    print(f"\nresults: {runner.run_dir / 'results.json'}", file=sys.stderr if a.json else sys.stdout)
+    return 0

@@ -1,0 +1,31 @@
+"""GQA: exact match (``scoring.gqa``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data.files import first_match, read_json
+from ..scoring import gqa
+from . import Hooks
+from .common import accuracy_aggregate, question_fields
+
+
+def score_one(answer, ref, opts):
+    return gqa.normalize(answer), gqa.exact_match(answer, ref)
+
+
+def load_layout(folder: Path):
+    """``testdev_balanced_questions.json`` (or any ``*questions*.json``) + ``images/<imageId>.jpg``."""
+    qf = folder / "testdev_balanced_questions.json"
+    qf = qf if qf.is_file() else first_match(folder, "*questions*.json")
+    if qf is None:
+        raise FileNotFoundError(f"{folder}: GQA layout needs testdev_balanced_questions.json")
+    root = folder / "images" if (folder / "images").is_dir() else folder
+    rows = [{"id": qid, "imageId": q["imageId"], "question": q["question"], "answer": q["answer"],
+             "fullAnswer": q.get("fullAnswer"), "image": str(root / f"{q['imageId']}.jpg")}
+            for qid, q in read_json(qf).items()]
+    return rows, [qf]
+
+
+HOOKS = Hooks(question_fields, lambda doc: str(doc["answer"]), score_one, accuracy_aggregate,
+              load_layout=load_layout)

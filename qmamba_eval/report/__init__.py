@@ -1,0 +1,1 @@
+"""What people read: tables, plots and scorecard renderings, all pure functions of results documents."""
