@@ -42,7 +42,8 @@ def add_scoring_options(p: argparse.ArgumentParser) -> None:
     """Scoring rules a task may have (see its TOML [options]); tasks without the option ignore it."""
     p.add_argument("--pope-parser", choices=["llava", "strict"], help="POPE answer parser (default llava)")
     p.add_argument("--vqa-rule", choices=["lmms", "official"], help="VQAv2 normalisation rule (default lmms)")
+    p.add_argument("--gqa-rule", choices=["lmms", "official", "llava"], help="GQA answer comparison (default lmms)")
 
 
 def scoring_options(args) -> dict:
-    return {"pope_parser": args.pope_parser, "vqa_rule": args.vqa_rule}
+    return {"pope_parser": args.pope_parser, "vqa_rule": args.vqa_rule, "gqa_rule": args.gqa_rule}

@@ -36,6 +36,16 @@ def accuracy_aggregate(samples, opts) -> dict:
     return out
 
 
+def vqa_aggregate(samples, opts) -> dict:
+    """Accuracy, plus a count of questions whose answer list is not the standard 10 (scored all the same, with
+    the official leave-one-out arithmetic; reported so nobody mistakes such data for the benchmark's)."""
+    from ..scoring import vqa
+
+    out = accuracy_aggregate(samples, opts)
+    out.update(vqa.answer_list_warnings(s["references"] for s in samples))
+    return out
+
+
 def vqa_answers(doc):
     """The human answers of a VQA-style row as strings, or None where there are none (test splits)."""
     answers = doc.get("answers")

@@ -11,7 +11,8 @@ from .common import accuracy_aggregate, question_fields
 
 
 def score_one(answer, ref, opts):
-    return gqa.normalize(answer), gqa.exact_match(answer, ref)
+    rule = opts.get("gqa_rule", "lmms")
+    return gqa.normalize(answer, rule), gqa.exact_match(answer, ref, rule=rule)
 
 
 def load_layout(folder: Path):

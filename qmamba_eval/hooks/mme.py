@@ -40,6 +40,7 @@ def aggregate(samples, opts):
         out[f"{cat}/score"] = c["score"]
         out[f"{cat}/acc"] = 100.0 * c["acc"]
         out[f"{cat}/acc_plus"] = 100.0 * c["acc_plus"]
+    out.update(mme.irregular_image_warnings((s["split"], s["references"]["image"]) for s in samples))
     return out
 
 

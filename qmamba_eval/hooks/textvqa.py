@@ -7,7 +7,7 @@ from pathlib import Path
 from ..data.files import read_json
 from ..scoring import vqa
 from . import Hooks
-from .common import accuracy_aggregate, question_fields, vqa_answers
+from .common import question_fields, vqa_aggregate, vqa_answers
 
 
 def fields(doc):
@@ -32,4 +32,4 @@ def load_layout(folder: Path):
     return rows, [qf]
 
 
-HOOKS = Hooks(fields, vqa_answers, score_one, accuracy_aggregate, load_layout=load_layout)
+HOOKS = Hooks(fields, vqa_answers, score_one, vqa_aggregate, load_layout=load_layout)

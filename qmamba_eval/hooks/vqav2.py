@@ -8,11 +8,11 @@ from pathlib import Path
 from ..data.files import coco_image_root, coco_val_name, first_match, read_json
 from ..scoring import vqa
 from . import Hooks
-from .common import accuracy_aggregate, question_fields, vqa_answers
+from .common import question_fields, vqa_aggregate, vqa_answers
 
 
 def score_one(answer, refs, opts):
-    parsed = vqa.normalize(vqa.clean_whitespace(answer or ""))
+    parsed = vqa.normalize(vqa.clean_whitespace(answer or ""), rule=opts.get("vqa_rule", "lmms"))
     return parsed, None if refs is None else vqa.soft_accuracy(answer, refs, rule=opts.get("vqa_rule", "lmms"))
 
 
@@ -42,5 +42,5 @@ def write_submission(samples: list, run_dir: Path) -> dict:
     return {"submission_file": path.name}
 
 
-HOOKS = Hooks(question_fields, vqa_answers, score_one, accuracy_aggregate, load_layout=load_layout,
+HOOKS = Hooks(question_fields, vqa_answers, score_one, vqa_aggregate, load_layout=load_layout,
               write_outputs=write_submission)
