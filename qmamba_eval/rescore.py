@@ -24,10 +24,12 @@ def detect(rows: list[dict]) -> str:
         return "qmamba"
     if "doc" in first and ("filtered_resps" in first or "resps" in first):
         return "lmms_eval"
+    if "doc_id" in first and ("filtered_resps" in first or "resps" in first):
+        return "lmms_eval_saved"  # lmms-eval 0.7.3's saved samples: doc and arguments dropped
     if "question_id" in first and "text" in first:
         return "llava"
     raise ValueError(f"unrecognised predictions format (keys {sorted(first)}); expected our samples file, "
-                     "lmms-eval samples (doc + filtered_resps) or LLaVA answers (question_id + text)")
+                     "lmms-eval samples (doc_id + filtered_resps) or LLaVA answers (question_id + text)")
 
 
 def _lmms_answer(row) -> str:
@@ -49,14 +51,72 @@ def from_lmms_eval(task: Task, rows: list[dict]) -> list[dict]:
     return out
 
 
+def _lmms_question_id(row) -> str | None:
+    """The question id lmms-eval keeps inside its per-metric dicts (``<task>_<metric>: {question_id, ...}``)."""
+    for value in row.values():
+        if isinstance(value, dict) and "question_id" in value:
+            return str(value["question_id"])
+    return None
+
+
+def from_lmms_eval_saved(task: Task, rows: list[dict], references: Path | None, notes: list) -> list[dict]:
+    """lmms-eval 0.7.3 samples files as written (``doc_id, doc_hash, target, filtered_resps, input, <metrics>``).
+
+    With ``references``: joined by question id (from the metric dicts), else by ``doc_id`` = row position in the
+    references (lmms-eval numbers the documents in dataset order). Without: what the file itself allows, through
+    the task's ``from_lmms_target`` hook (its ``target`` and metric dicts), with a note of what is missing."""
+    if references is not None:
+        docs = _reference_docs(task, references)
+        by_id = {question_id(d): d for d in docs}
+        out = []
+        for i, r in enumerate(rows, 1):
+            qid = _lmms_question_id(r)
+            doc = by_id.get(qid) if qid is not None else _nth(docs, r.get("doc_id"))
+            if doc is None:
+                raise ValueError(f"lmms-eval sample line {i} (doc_id {r.get('doc_id')}, question {qid}) has no "
+                                 f"reference in {references}")
+            out.append({"question_id": question_id(doc), "split": task.split_of(doc), "answer": _lmms_answer(r),
+                        "references": task.hooks.references(doc)})
+        return out
+    from_target = getattr(task.hooks, "from_lmms_target", None)
+    if from_target is None:
+        raise ValueError(f"lmms-eval samples files keep no {task.name} references that we can score from: pass "
+                         "--references (the task's data: official layout or hub-schema file)")
+    out = []
+    for i, r in enumerate(rows, 1):
+        ref = from_target(r)
+        out.append({"question_id": _lmms_question_id(r) or str(r.get("doc_id", i)), "split": ref["split"],
+                    "answer": _lmms_answer(r), "references": ref["references"]})
+    notes.append(f"scored from the samples file alone (lmms-eval's target); {from_target.__doc__.strip()}")
+    return out
+
+
+def _nth(docs, doc_id):
+    try:
+        k = int(doc_id)
+    except (TypeError, ValueError):
+        return None
+    return docs[k] if 0 <= k < len(docs) else None
+
+
+def _reference_docs(task: Task, references: Path):
+    from .data.sources import load_docs
+
+    docs, _ = load_docs(task, str(references), need_images=False)
+    return docs
+
+
 def load_predictions(task: Task, predictions: Path, references: Path | None = None,
-                     questions: Path | None = None) -> tuple[str, list[dict]]:
+                     questions: Path | None = None, notes: list | None = None) -> tuple[str, list[dict]]:
+    notes = [] if notes is None else notes
     rows = read_jsonl(predictions)
     fmt = detect(rows)
     if fmt == "qmamba":
         return fmt, rows
     if fmt == "lmms_eval":
         return fmt, from_lmms_eval(task, rows)
+    if fmt == "lmms_eval_saved":
+        return fmt, from_lmms_eval_saved(task, rows, references, notes)
     if references is None:
         raise ValueError(f"LLaVA answer files carry no ground truth: pass --references for task {task.name}")
     if task.hooks.read_answers is not None:  # the benchmark's own way of joining answers to references
@@ -67,16 +127,20 @@ def load_predictions(task: Task, predictions: Path, references: Path | None = No
 def from_answers_and_data(task: Task, rows: list[dict], references: Path) -> list[dict]:
     """``{question_id, text}`` answers joined by question id to any data source we can load (official layout,
     hub-schema jsonl/parquet) -- VQAv2, GQA, TextVQA."""
-    from .data.sources import load_docs
-
-    docs, _ = load_docs(task, str(references))
+    docs = _reference_docs(task, references)
     by_id = {question_id(d): d for d in docs}
+    by_key = {}
+    if task.hooks.join_keys:  # the benchmark's second way to match answers to references
+        answer_key, doc_key = task.hooks.join_keys
+        by_key = {doc_key(d): d for d in docs}
     out = []
-    for r in rows:
+    for i, r in enumerate(rows, 1):
         doc = by_id.get(str(r["question_id"]))
+        if doc is None and by_key:
+            doc = by_key.get(answer_key(r))
         if doc is None:
-            raise ValueError(f"answer for question {r['question_id']} has no reference in {references}")
-        out.append({"question_id": str(r["question_id"]), "split": task.split_of(doc), "answer": r["text"],
+            raise ValueError(f"answer line {i}: question {r['question_id']} has no reference in {references}")
+        out.append({"question_id": question_id(doc), "split": task.split_of(doc), "answer": r["text"],
                     "references": task.hooks.references(doc)})
     return out
 
@@ -84,11 +148,12 @@ def from_answers_and_data(task: Task, rows: list[dict], references: Path) -> lis
 def rescore(task_name: str, predictions, references=None, questions=None, options: dict | None = None) -> dict:
     task = get_task(task_name)
     opts = task_options(task, options or {})
+    notes: list = []
     fmt, samples = load_predictions(task, Path(predictions), references and Path(references),
-                                    questions and Path(questions))
+                                    questions and Path(questions), notes)
     for s in samples:
         s["parsed"], s["score"] = task.hooks.score_one(s.get("answer", ""), s["references"], opts)
         if s.get("error"):
             s["score"] = 0.0
     return {"task": task.name, "version": task.version, "format": fmt, "options": opts,
-            "n_samples": len(samples), "metrics": task.hooks.aggregate(samples, opts)}
+            "n_samples": len(samples), "notes": notes, "metrics": task.hooks.aggregate(samples, opts)}

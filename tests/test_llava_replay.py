@@ -41,3 +41,29 @@ def test_pope_label_count_mismatch_is_reported(tmp_path):
         rescore("pope", shared_path("data/llava_replay/pope_answers_llava-v1.5-13b.jsonl"), tmp_path,
                 shared_path("data/llava_replay/llava_pope_test.jsonl"))
     assert json.loads((tmp_path / "coco_pope_random.json").read_text().splitlines()[0])["question_id"] == 1
+
+
+R = "data/llava_replay"
+
+
+@pytest.mark.parametrize("references", ["gqa", "gqa/testdev_balanced_questions.json"])
+def test_gqa_llava_replay(references):
+    """Published 63.3: LLaVA's rule (strip a final period, lower-case, then GQA's exact match) gives 7,963 / 12,578;
+    lmms-eval's rule (our default) gives the same on these answers; GQA's eval.py as is gives 0 (LLaVA's answers
+    are capitalised and the conversion script lower-cases them before eval.py sees them)."""
+    answers = shared_path(R, "gqa/gqa_answers_llava-v1.5-13b.jsonl")
+    refs = shared_path(R, references)
+    llava = rescore("gqa", answers, refs, options={"gqa_rule": "llava"})
+    assert llava["n_samples"] == 12578 and llava["options"]["gqa_rule"] == "llava"
+    assert round(llava["metrics"]["accuracy"], 3) == 63.309
+    default = rescore("gqa", answers, refs)
+    assert default["options"]["gqa_rule"] == "lmms" and round(default["metrics"]["accuracy"], 2) == 63.31
+    assert rescore("gqa", answers, refs, options={"gqa_rule": "official"})["metrics"]["accuracy"] < 1.0
+
+
+@pytest.mark.parametrize("references", ["textvqa", "textvqa/TextVQA_0.5.1_val.json"])
+def test_textvqa_llava_replay(references):
+    """Published 61.3: answers keyed by image id, joined on (image id, question from the prompt) as LLaVA does."""
+    res = rescore("textvqa", shared_path(R, "textvqa/textvqa_answers_llava-v1.5-13b.jsonl"), shared_path(R, references))
+    assert res["n_samples"] == 5000 and round(res["metrics"]["accuracy"], 3) == 61.254
+    assert "n_nonstandard_answer_lists" not in res["metrics"]

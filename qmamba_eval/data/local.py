@@ -1,6 +1,7 @@
 """Local data (``--data PATH``): a benchmark's official release layout, or files in the hub schema.
 
-* a folder in the official layout: read by the task's hook module (``load_layout``; see ``hooks/<task>.py``);
+* a folder in the official layout, or its main file: read by the task's hook module (``load_layout``; see
+  ``hooks/<task>.py``);
 * hub schema: a ``.jsonl`` / ``.parquet`` file (or a folder of parquet files) with the task's columns; image
   paths in JSONL are relative to the file's folder (or its ``images/``). A JSONL file in the benchmark's own
   raw format is converted by the task's ``rows_from_file`` hook where it has one (POPE's coco_pope_*.json).
@@ -42,10 +43,12 @@ def load(task: Task, path: Path):
         raise FileNotFoundError(f"--data {path}: no such file or folder (use 'sample', 'hub' or a local path)")
     if path.suffix == ".jsonl":
         return _jsonl(task, path)
-    if path.is_file() or any(path.glob("*.parquet")) or any(path.glob("data/*.parquet")):
+    parquet_folder = path.is_dir() and (any(path.glob("*.parquet")) or any(path.glob("data/*.parquet")))
+    if path.suffix == ".parquet" or parquet_folder:
         return _parquet(path)
     if task.hooks.load_layout is None:
-        raise ValueError(f"--data {path}: task {task.name} has no official folder layout; pass a .jsonl or "
+        raise ValueError(f"--data {path}: task {task.name} has no official layout; pass a .jsonl or "
                          f"parquet file in the hub schema (columns {task.required_columns})")
+    # a folder in the official layout, or the layout's main file itself (e.g. testdev_balanced_questions.json)
     rows, files = task.hooks.load_layout(path)
     return rows, DataInfo(str(path), files_digest(*files), len(rows))  # the files' content, not where they lie

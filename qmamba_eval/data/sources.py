@@ -75,8 +75,9 @@ def _hub(task: Task, cache_dir: str | None, split: str | None = None) -> tuple[S
 
 
 def load_docs(task: Task, data: str = "sample", limit: int | None = None, cache_dir: str | None = None,
-              split: str | None = None) -> tuple[Sequence, DataInfo]:
-    """Rows for ``task`` from ``data`` (sample | hub | path), first ``limit`` of them; ``split``: hub only."""
+              split: str | None = None, need_images: bool = True) -> tuple[Sequence, DataInfo]:
+    """Rows for ``task`` from ``data`` (sample | hub | path), first ``limit`` of them; ``split``: hub only.
+    ``need_images=False`` (re-scoring): rows without an ``image`` column are fine."""
     if split and data != "hub":
         raise ValueError(f"a split ({split!r}) can only be chosen for --data hub")
     if data == "sample":
@@ -88,7 +89,7 @@ def load_docs(task: Task, data: str = "sample", limit: int | None = None, cache_
     if len(rows) == 0:
         raise ValueError(f"{info.source}: no rows for task {task.name}")
     if isinstance(rows, list) and rows:
-        task.check_columns(set(rows[0]), info.source)
+        task.check_columns(set(rows[0]) | (set() if need_images else {"image"}), info.source)
     if limit is not None and limit < len(rows):
         rows = rows[:limit] if isinstance(rows, list) else rows.head(limit)
     return rows, info

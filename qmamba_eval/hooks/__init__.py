@@ -32,6 +32,12 @@ class Hooks:
     read_answers: Optional[Callable] = None
     # (scored samples, run folder) -> {key: file name} of extra outputs (e.g. an EvalAI submission file)
     write_outputs: Optional[Callable[[list, Path], dict]] = None
+    # (answer row -> key, doc -> key): a second way to join answer files to references when question ids
+    # do not match (LLaVA's TextVQA answers are keyed by image id + question text)
+    join_keys: Optional[tuple] = None
+    # a line of an lmms-eval samples file (target + metric dicts, no doc) -> {"split", "references"}; its
+    # docstring says what such scoring lacks
+    from_lmms_target: Optional[Callable[[dict], dict]] = None
 
 
 def load_hooks(name: str) -> Hooks:

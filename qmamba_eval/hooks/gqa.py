@@ -10,6 +10,11 @@ from . import Hooks
 from .common import accuracy_aggregate, question_fields
 
 
+def from_lmms_target(row: dict) -> dict:
+    """lmms-eval's GQA target is the answer; every question counts in one split."""
+    return {"split": "all", "references": str(row.get("target", ""))}
+
+
 def score_one(answer, ref, opts):
     rule = opts.get("gqa_rule", "lmms")
     return gqa.normalize(answer, rule), gqa.exact_match(answer, ref, rule=rule)
@@ -17,8 +22,11 @@ def score_one(answer, ref, opts):
 
 def load_layout(folder: Path):
     """``testdev_balanced_questions.json`` (or any ``*questions*.json``) + ``images/<imageId>.jpg``."""
-    qf = folder / "testdev_balanced_questions.json"
-    qf = qf if qf.is_file() else first_match(folder, "*questions*.json")
+    if folder.is_file():  # the questions file itself
+        qf, folder = folder, folder.parent
+    else:
+        qf = folder / "testdev_balanced_questions.json"
+        qf = qf if qf.is_file() else first_match(folder, "*questions*.json")
     if qf is None:
         raise FileNotFoundError(f"{folder}: GQA layout needs testdev_balanced_questions.json")
     root = folder / "images" if (folder / "images").is_dir() else folder
@@ -29,4 +37,4 @@ def load_layout(folder: Path):
 
 
 HOOKS = Hooks(question_fields, lambda doc: str(doc["answer"]), score_one, accuracy_aggregate,
-              load_layout=load_layout)
+              load_layout=load_layout, from_lmms_target=from_lmms_target)

@@ -69,6 +69,13 @@ def load_layout(folder: Path):
     return rows, files
 
 
+def from_lmms_target(row: dict) -> dict:
+    """lmms-eval keeps the label (target) and, in its metric dicts, the category and image (question id)."""
+    meta = next((v for v in row.values() if isinstance(v, dict) and "category" in v), {})
+    return {"split": str(meta.get("category", "")),
+            "references": {"label": str(row.get("target", "")).strip().lower(), "image": str(meta.get("question_id"))}}
+
+
 def read_ground_truth(folder: Path) -> dict:
     """{(category, image, question stem): "yes"/"no"} from MME's eval-tool files <category>.txt."""
     gt = {}
@@ -103,4 +110,5 @@ def read_llava_answers(task, rows: list, gt_dir: Path, questions=None) -> list:
     return out
 
 
-HOOKS = Hooks(fields, references, score_one, aggregate, load_layout=load_layout, read_answers=read_llava_answers)
+HOOKS = Hooks(fields, references, score_one, aggregate, load_layout=load_layout, read_answers=read_llava_answers,
+              from_lmms_target=from_lmms_target)

@@ -46,8 +46,11 @@ def _hub_rows(by_split: dict, image_root: Path) -> list:
 
 
 def load_layout(folder: Path):
-    """``coco_pope_{adversarial,popular,random}.json`` (JSON lines) + COCO ``val2014/``."""
-    files = {s: folder / f"coco_pope_{s}.json" for s in SPLITS if (folder / f"coco_pope_{s}.json").is_file()}
+    """``coco_pope_{adversarial,popular,random}.json`` (JSON lines) + COCO ``val2014/``; or one such file."""
+    if folder.is_file():
+        folder, files = folder.parent, {folder.stem.replace("coco_pope_", ""): folder}
+    else:
+        files = {s: folder / f"coco_pope_{s}.json" for s in SPLITS if (folder / f"coco_pope_{s}.json").is_file()}
     if not files:
         raise FileNotFoundError(f"{folder}: POPE layout needs coco_pope_{{adversarial,popular,random}}.json")
     rows = _hub_rows({s: read_jsonl(f) for s, f in files.items()}, coco_image_root(folder))
@@ -59,6 +62,12 @@ def rows_from_file(rows: list, path: Path):
     if rows and "label" in rows[0] and "answer" not in rows[0]:
         return _hub_rows({path.stem.replace("coco_pope_", ""): rows}, coco_image_root(path.parent))
     return None
+
+
+def from_lmms_target(row: dict) -> dict:
+    """lmms-eval keeps the label (target) but not the category: metrics over all questions, no per-split
+    figures (pass --references for adversarial / popular / random)."""
+    return {"split": "all", "references": str(row.get("target", "")).strip().lower()}
 
 
 def read_llava_answers(task, rows: list, labels_dir: Path, questions: Path | None) -> list:
@@ -87,4 +96,4 @@ def read_llava_answers(task, rows: list, labels_dir: Path, questions: Path | Non
 
 
 HOOKS = Hooks(question_fields, references, score_one, aggregate, load_layout=load_layout,
-              rows_from_file=rows_from_file, read_answers=read_llava_answers)
+              rows_from_file=rows_from_file, read_answers=read_llava_answers, from_lmms_target=from_lmms_target)

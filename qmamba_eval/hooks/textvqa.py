@@ -22,7 +22,8 @@ def score_one(answer, refs, opts):
 
 def load_layout(folder: Path):
     """``TextVQA_0.5.1_val.json`` + ``train_images/<image_id>.jpg``."""
-    qf = folder / "TextVQA_0.5.1_val.json"
+    qf = folder if folder.is_file() else folder / "TextVQA_0.5.1_val.json"
+    folder = qf.parent
     if not qf.is_file():
         raise FileNotFoundError(f"{folder}: TextVQA layout needs TextVQA_0.5.1_val.json")
     root = folder / "train_images" if (folder / "train_images").is_dir() else folder
@@ -32,4 +33,26 @@ def load_layout(folder: Path):
     return rows, [qf]
 
 
-HOOKS = Hooks(fields, vqa_answers, score_one, vqa_aggregate, load_layout=load_layout)
+INSTRUCTION = "Answer the question using a single word or phrase."
+OCR_LINE = "Reference OCR token:"
+
+
+def question_from_prompt(prompt: str) -> str:
+    """The question line of a LLaVA TextVQA prompt: neither the OCR-token line nor the answer instruction."""
+    lines = [ln.strip() for ln in str(prompt).split("\n")]
+    rest = [ln for ln in lines if ln and not ln.startswith(OCR_LINE) and ln != INSTRUCTION]
+    return rest[0] if rest else ""
+
+
+def answer_join_key(row: dict) -> tuple:
+    """LLaVA's TextVQA answers carry the image id in ``question_id``: like LLaVA's eval_textvqa.py, join them on
+    (image id, question text from the prompt, lower-cased)."""
+    return str(row["question_id"]), question_from_prompt(row.get("prompt", "")).lower()
+
+
+def doc_join_key(doc: dict) -> tuple:
+    return str(doc.get("image_id")), str(doc["question"]).strip().lower()
+
+
+HOOKS = Hooks(fields, vqa_answers, score_one, vqa_aggregate, load_layout=load_layout,
+              join_keys=(answer_join_key, doc_join_key))

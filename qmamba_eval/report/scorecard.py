@@ -43,7 +43,8 @@ def to_markdown(rows: list[Row], base: dict, cur: dict, v: dict, problems: list[
         if r.status == "pass" and not show_pass:
             continue
         delta = "—" if r.delta is None else (f"{100 * r.delta:+.1f}%" if "rel" in r.tolerance else f"{r.delta:+.2f}")
-        lines.append(f"| `{r.metric}` | {ICON[r.status]} | {format_value(r.baseline)} | {format_value(r.current)} | {delta} | "
+        lines.append(f"| `{r.metric}` | {ICON[r.status]} | {format_value(r.baseline)} | "
+                     f"{format_value(r.current)} | {delta} | "
                      f"{r.tolerance} |")
     return "\n".join(lines) + "\n"
 
