@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image
+
 from .data.ids import question_id, question_ids, sample_keys
 from .data.images import ImageLoadError, load_image
 from .data.sources import load_docs
-from .results import (RESULTS_SCHEMA, answers_digest, append_samples, environment, read_samples,
-                      write_json_atomic)
+from .results import (RESULTS_SCHEMA, ResultsInputError, answers_digest, append_samples, environment,
+                      read_json_file, read_samples, run_lock, write_json_atomic)
 from .tasks import Task, get_task, task_options
 
 
@@ -50,6 +53,8 @@ class RunConfig:
     answer_mode: str = "generate"  # or "likelihood": the likelier of the task's answer options
     progress: bool = True
     plot: bool = True  # summary.png beside results.json
+    engine: str = "auto"  # "engine" (qmamba_eval.engine), "reference" (MLLM.generate), "auto": engine on CUDA
+    workers: int | None = None  # image-decoding DataLoader workers (default: 0 on CPU, up to 8 with the engine)
 
     def identity(self) -> dict:
         """What makes two runs the same run (the limit is left out: a larger limit extends a run)."""
@@ -82,17 +87,70 @@ class Runner:
         if self._model is None:
             from .models import build_model
 
-            self._model = build_model(self.cfg.model, device=self.cfg.device, dtype=self.cfg.dtype,
-                                      checkpoint=self.cfg.checkpoint, tokenizer=self.cfg.tokenizer,
-                                      backend=self.cfg.backend, seed=self.cfg.seed)
+            cfg = self.cfg
+            try:
+                self._model = build_model(cfg.model, device=cfg.device, dtype=cfg.dtype, checkpoint=cfg.checkpoint,
+                                          tokenizer=cfg.tokenizer, backend=cfg.backend, seed=cfg.seed)
+            except (ValueError, FileNotFoundError, KeyError, RuntimeError, MemoryError):
+                raise
+            except Exception as e:  # a foreign file the loaders choke on: bad input, said in one line
+                parts = [f"--model {cfg.model}"] + [f"--{k} {v}" for k, v in (("checkpoint", cfg.checkpoint),
+                                                                            ("tokenizer", cfg.tokenizer)) if v]
+                raise ValueError(f"cannot build the model from {', '.join(parts)}: {type(e).__name__}: {e}") from e
         return self._model
 
-    def _check_run_file(self, tasks: list[Task]) -> dict:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+    def _check_config(self, tasks: list[Task]) -> None:
+        """Options a caller of the API can get wrong (the command line checks most of them already)."""
+        cfg = self.cfg
+        for name, value, allow_none in (("limit", cfg.limit, True), ("batch_size", cfg.batch_size, False),
+                                        ("max_new_tokens", cfg.max_new_tokens, True)):
+            if value is None and allow_none:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} {value!r}: must be a whole number >= 1")
+        if not tasks:
+            raise ValueError("no task given; e.g. --tasks gqa,pope (run_eval.py list shows them all)")
+        names = {t.name for t in tasks}
+        for flag, table in (("--prompt", cfg.prompt), ("--split", cfg.splits)):
+            for key in table:
+                if key != "*" and key not in names:
+                    from .registry import suggest
+
+                    raise ValueError(f"{flag} {key}={table[key]}: {key!r} is not among --tasks "
+                                     f"({', '.join(sorted(names))}).{suggest(key, names)}")
+        if self._model is None and str(cfg.device).startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"--device {cfg.device}: CUDA is not available here (torch {torch.__version__}, "
+                                 f"CUDA build {torch.version.cuda or 'none'}); use --device cpu")
+
+    def _weights(self) -> dict:
+        """Digests of the weight and tokenizer files (content; size + mtime + first/last 16 MiB over 1 GiB)."""
+        from .data.files import weights_digest
+
+        cfg = self.cfg
+        return {k: weights_digest(v) for k, v in (("model", cfg.model), ("checkpoint", cfg.checkpoint),
+                                                   ("tokenizer", cfg.tokenizer)) if weights_digest(v) is not None}
+
+    def _read_run_file(self) -> dict | None:
         run_file = self.run_dir / "run.json"
-        meta = {"config": self.cfg.identity(), "task_versions": {t.name: t.version for t in tasks}}
-        if run_file.is_file():
-            old = json.loads(run_file.read_text())
+        if not run_file.is_file():
+            return None
+        old = read_json_file(run_file, "the run record", "delete the folder or choose another --run-name")
+        if not isinstance(old, dict):
+            raise ResultsInputError(f"{run_file}: not a run record; delete the folder or choose another --run-name")
+        return old
+
+    def _check_run_file(self, tasks: list[Task]) -> dict:
+        """run.json: the run's identity; refuses a folder holding another run (or the same options on other
+        weights), merging the task versions of earlier invocations. Called under the folder's lock."""
+        run_file = self.run_dir / "run.json"
+        meta = {"config": self.cfg.identity(), "task_versions": {t.name: t.version for t in tasks},
+                "weights": self._weights(), "task_inputs": {}}
+        old = self._read_run_file()
+        fix = "use another --run-name or delete the folder"
+        if old is not None:
             if old.get("config") != meta["config"]:
                 raise RuntimeError(f"{self.run_dir} holds a different run ({old.get('config')}); "
                                    "choose another --run-name or delete the folder")
@@ -101,23 +159,69 @@ class Runner:
                     raise RuntimeError(f"{self.run_dir}: task {name} was version {v} and is now "
                                        f"{meta['task_versions'][name]}; its samples cannot be resumed. "
                                        "Use another --run-name or delete the folder")
+            old_w = old.get("weights")
+            if old_w is not None and old_w != meta["weights"]:
+                changed = [f"{k} {getattr(self.cfg, k)} (digest {old_w.get(k)} -> {meta['weights'].get(k)})"
+                           for k in sorted(set(old_w) | set(meta["weights"])) if old_w.get(k) != meta["weights"].get(k)]
+                raise RuntimeError(f"{self.run_dir}: the weights changed since its samples were written: "
+                                   f"{'; '.join(changed)}; resuming would mix two models' answers: {fix}")
             meta["task_versions"] = {**old.get("task_versions", {}), **meta["task_versions"]}
+            meta["task_inputs"] = dict(old.get("task_inputs") or {})
         write_json_atomic(run_file, meta)
         return meta
 
+    def _check_task_inputs(self, task: Task, info, template: str, path: Path) -> None:
+        """Resume only on the same data (fingerprint) and prompt template as the samples already there; record
+        them in run.json (under the folder's lock)."""
+        meta = self._read_run_file() or {}
+        now = {"data_fingerprint": info.fingerprint, "data_source": info.source, "prompt_template": template}
+        old = (meta.get("task_inputs") or {}).get(task.name)
+        if old and path.is_file() and path.stat().st_size > 0:
+            what = [f"{label} ({old.get(k)!r} -> {now[k]!r})" for k, label in
+                    (("data_fingerprint", "data fingerprint"), ("prompt_template", "prompt template"))
+                    if old.get(k) != now[k]]
+            if what:
+                raise RuntimeError(f"{self.run_dir}: task {task.name} changed since its samples were written: "
+                                   f"{'; '.join(what)}; its samples cannot be resumed: use another --run-name or "
+                                   f"delete {path}")
+        if old != now:
+            meta.setdefault("task_inputs", {})[task.name] = now
+            write_json_atomic(self.run_dir / "run.json", meta)
+
     def run(self) -> dict:
         tasks = [get_task(t) for t in self.cfg.tasks]
-        self._check_run_file(tasks)
-        results_path = self.run_dir / "results.json"
-        results = json.loads(results_path.read_text()) if results_path.is_file() else {"tasks": {}}
-        for task in tasks:
-            results["tasks"][task.name] = self.run_task(task)
-            self._write_results(results, results_path)
-        if self.cfg.plot:
-            from .report.plots import plot_run
+        self._check_config(tasks)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"--output-dir: cannot create the run folder {self.run_dir}: "
+                             f"{e.strerror or e}") from None
+        if not os.access(self.run_dir, os.W_OK):
+            raise ValueError(f"--output-dir: the run folder {self.run_dir} is not writable")
+        with run_lock(self.run_dir):
+            self._check_run_file(tasks)
+            results_path = self.run_dir / "results.json"
+            for task in tasks:
+                entry = self.run_task(task)
+                results = self._read_results(results_path)  # merged: never drop another task's entry
+                results["tasks"][task.name] = entry
+                self._write_results(results, results_path)
+            results = self._read_results(results_path)
+            if self.cfg.plot:
+                from .report.plots import plot_run
 
-            plot_run(results, self.run_dir / "summary.png")
+                plot_run(results, self.run_dir / "summary.png")
         return results
+
+    def _read_results(self, path: Path) -> dict:
+        if not path.is_file():
+            return {"tasks": {}}
+        doc = read_json_file(path, "the results", "delete it (it is rebuilt from the samples files when the "
+                             "run's tasks are run again)")
+        if not isinstance(doc, dict) or not isinstance(doc.get("tasks"), dict):
+            raise ResultsInputError(f"{path}: not a results document; delete it (it is rebuilt from the samples "
+                                    "files when the run's tasks are run again)")
+        return doc
 
     def _write_results(self, results: dict, path: Path) -> None:
         model = self._model
@@ -146,6 +250,7 @@ class Runner:
         split = cfg.splits.get(task.name, cfg.splits.get("*"))
         docs, info = load_docs(task, cfg.data, cfg.limit, cfg.cache_dir, split)
         path = self.run_dir / f"samples_{task.name}.jsonl"
+        self._check_task_inputs(task, info, task.prompts[variant], path)
         done = {s["key"] for s in read_samples(path)}
         keys = sample_keys(question_ids(docs))
         todo = [i for i, k in enumerate(keys) if k not in done]
@@ -155,7 +260,11 @@ class Runner:
         model_s = self._infer(task, docs, todo, keys, variant, opts, info, path)
         wall = time.perf_counter() - t0
         wanted = set(keys)
-        samples = [s for s in read_samples(path) if s["key"] in wanted]
+        samples, seen = [], set()
+        for s in read_samples(path):  # the first row of a key (a folder written by two runs at once has repeats)
+            if s["key"] in wanted and s["key"] not in seen:
+                seen.add(s["key"])
+                samples.append(s)
         metrics = score_samples(task, samples, opts)
         extra = task.hooks.write_outputs(samples, self.run_dir) if task.hooks.write_outputs else {}
         return {**extra,
@@ -169,43 +278,66 @@ class Runner:
                        "samples_per_s": round(len(todo) / wall, 2) if todo and wall > 0 else None},
         }
 
+    def _engine(self):
+        """The fast engine when asked for ("engine", or "auto" on CUDA), else None (``MLLM.generate``)."""
+        choice = self.cfg.engine
+        if choice not in ("auto", "engine", "reference"):
+            raise ValueError(f"unknown engine {choice!r}; use auto, engine or reference")
+        if choice == "reference" or (choice == "auto" and not str(self.cfg.device).startswith("cuda")):
+            return None
+        if getattr(self.model, "engine", None) is None:
+            from .engine import attach
+
+            attach(self.model)
+        return self.model.engine
+
     def _infer(self, task, docs, todo, keys, variant, opts, info, path) -> float:
         if not todo:
             return 0.0
         from tqdm import tqdm
 
-        model = self.model
+        from .engine.batches import image_batches
+
+        model, engine = self.model, self._engine()
+        workers = self.cfg.workers
+        if workers is None:
+            workers = min(8, max(0, (os.cpu_count() or 1) - 2)) if engine is not None else 0
         max_new = self.cfg.max_new_tokens or task.max_new_tokens
         bar = tqdm(total=len(todo), desc=task.name, unit="sample", disable=not self.cfg.progress, dynamic_ncols=True)
         model_s = 0.0
+        batches = image_batches(lambda i: docs[i]["image"], todo, lambda v: load_image(v, info.image_root),
+                                self.cfg.batch_size, workers, errors=(ImageLoadError,))
         try:
-            for start in range(0, len(todo), self.cfg.batch_size):
-                idx = todo[start:start + self.cfg.batch_size]
+            for batch in batches:  # [(doc index, uint8 image | None, error | None)], decoded by the workers
                 rows, ready = [], []
-                for i in idx:
+                for i, image, error in batch:
                     doc = docs[i]
                     row = {"key": keys[i], "question_id": question_id(doc), "split": task.split_of(doc),
                            "prompt": task.prompt(doc, variant), "references": task.hooks.references(doc)}
-                    try:
-                        ready.append((row, load_image(doc["image"], info.image_root)))
-                    except ImageLoadError as e:
-                        row.update(answer="", parsed="", score=0.0, error=f"image: {e}")
+                    if error is not None:
+                        row.update(answer="", parsed="", score=0.0, error=f"image: {error}")
                         rows.append(row)
+                    else:
+                        ready.append((row, image))
                 if ready:
                     t = time.perf_counter()
                     ims, prompts = [im for _, im in ready], [r["prompt"] for r, _ in ready]
                     if self.cfg.answer_mode == "likelihood":
-                        logp = model.score_options(ims, prompts, task.answer_options)  # (B, K)
+                        pil = [Image.fromarray(im.numpy()) for im in ims]
+                        logp = model.score_options(pil, prompts, task.answer_options)  # (B, K)
                         answers = [task.answer_options[int(k)] for k in logp.argmax(-1)]
+                    elif engine is not None:
+                        answers = engine.generate(ims, prompts, max_new_tokens=max_new)
                     else:
-                        answers = model.generate(ims, prompts, max_new_tokens=max_new)
+                        answers = model.generate([Image.fromarray(im.numpy()) for im in ims], prompts,
+                                                 max_new_tokens=max_new)
                     model_s += time.perf_counter() - t
                     for (row, _), answer in zip(ready, answers):
                         parsed, score = task.hooks.score_one(answer, row["references"], opts)
                         row.update(answer=answer, parsed=parsed, score=score)
                         rows.append(row)
                 append_samples(path, rows)
-                bar.update(len(idx))
+                bar.update(len(batch))
         finally:
             bar.close()
         return model_s

@@ -1,0 +1,101 @@
+"""Greedy decoding on static buffers: argmax, per-sequence EOS and the step counter all stay on the device.
+
+One ``Slot`` per batch-size bucket (and per LM state key, e.g. a KV-cache length bucket) holds the LM's state,
+the current token, the output tokens and the done flags. On CUDA each slot's step is captured once in a CUDA
+graph and replayed per token; there is no host sync inside the loop except an optional early-exit check
+every ``check_every`` steps (one sync per check). On the CPU the same step runs eagerly.
+"""
+
+from __future__ import annotations
+
+import torch
+
+BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def bucket(n: int) -> int:
+    for b in BUCKETS:
+        if n <= b:
+            return b
+    return n
+
+
+class Slot:
+    def __init__(self, lm, batch: int, total_len: int, capacity: int, eos_id: int, device, graphs: bool, pool=None):
+        self.lm, self.batch, self.capacity, self.eos = lm, batch, capacity, eos_id
+        self.state = lm.allocate_state(batch, total_len)
+        self.ids = torch.zeros(batch, dtype=torch.long, device=device)  # token fed to the next step
+        self.out = torch.full((batch, capacity), eos_id, dtype=torch.long, device=device)
+        self.done = torch.ones(batch, dtype=torch.bool, device=device)
+        self.t = torch.zeros(1, dtype=torch.long, device=device)  # next column of ``out``
+        self.graph = None
+        if graphs:
+            self._capture(pool)
+
+    def _body(self):
+        logits = self.lm.step(self.ids, self.state)  # (b, V)
+        nxt = logits.float().argmax(-1)
+        nxt = torch.where(self.done, torch.full_like(nxt, self.eos), nxt)
+        self.done.logical_or_(nxt == self.eos)
+        self.out.scatter_(1, self.t.view(1, 1).expand(self.batch, 1).clamp(max=self.capacity - 1), nxt[:, None])
+        self.ids.copy_(nxt)
+        self.t.add_(1)
+
+    def _capture(self, pool):
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up: Triton compilation, cuBLAS handles
+            for _ in range(2):
+                self._body()
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph, pool=pool):
+            self._body()
+
+    def step(self):
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self._body()
+
+
+class GreedyDecoder:
+    def __init__(self, lm, eos_id: int, device, graphs: bool, check_every: int = 16):
+        self.lm, self.eos, self.device, self.graphs = lm, eos_id, torch.device(device), graphs
+        self.check_every = check_every
+        self.slots: dict = {}
+        self.pool = torch.cuda.graph_pool_handle() if graphs else None
+        self.graph_captures = 0
+
+    def _slot(self, n: int, total_len: int, max_new: int) -> Slot:
+        b = bucket(n)
+        key = (b, self.lm.state_key(total_len))
+        slot = self.slots.get(key)
+        if slot is None or slot.capacity < max_new:
+            cap = max(max_new, 32, slot.capacity * 2 if slot else 0)
+            slot = Slot(self.lm, b, total_len, cap, self.eos, self.device, self.graphs, self.pool)
+            self.slots[key] = slot
+            self.graph_captures += int(self.graphs)
+        return slot
+
+    @torch.no_grad()
+    def generate(self, embeds, mask, max_new_tokens: int) -> list[list[int]]:
+        """embeds (n, l, d), mask (n, l) -> per row the greedy tokens before EOS (at most max_new_tokens)."""
+        n, l = embeds.shape[:2]
+        if max_new_tokens <= 0:
+            return [[] for _ in range(n)]
+        slot = self._slot(n, l + max_new_tokens, max_new_tokens)
+        first = self.lm.prefill(embeds, mask, slot.state).float().argmax(-1)  # (n,)
+        slot.ids.zero_()
+        slot.ids[:n] = first
+        slot.done.fill_(True)
+        slot.done[:n] = first == self.eos
+        slot.out.fill_(self.eos)
+        slot.out[:n, 0] = first
+        slot.t.fill_(1)
+        for s in range(1, max_new_tokens):
+            if self.check_every and s % self.check_every == 0 and bool(slot.done.all()):
+                break
+            slot.step()
+        rows = slot.out[:n, :max_new_tokens].tolist()  # the one sync of the loop
+        return [row[:row.index(self.eos)] if self.eos in row else row for row in rows]
