@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .data.files import read_jsonl
 from .data.ids import question_id
+from .data.predictions import check_predictions
 from .tasks import Task, get_task, task_options
 
 
@@ -151,9 +152,17 @@ def rescore(task_name: str, predictions, references=None, questions=None, option
     notes: list = []
     fmt, samples = load_predictions(task, Path(predictions), references and Path(references),
                                     questions and Path(questions), notes)
-    for s in samples:
-        s["parsed"], s["score"] = task.hooks.score_one(s.get("answer", ""), s["references"], opts)
-        if s.get("error"):
-            s["score"] = 0.0
+    samples = check_predictions(task, fmt, samples, Path(predictions), notes)
+    try:
+        for s in samples:
+            if s.get("error"):  # stays an error sample, as in the run: wrong, parsed as no answer (never "yes")
+                s["parsed"], s["score"] = "", 0.0
+            else:
+                s["parsed"], s["score"] = task.hooks.score_one(s["answer"], s["references"], opts)
+        metrics = task.hooks.aggregate(samples, opts)
+    except (TypeError, KeyError, AttributeError, IndexError) as e:
+        raise ValueError(f"{predictions}: its references are not {task.name}'s ({type(e).__name__}: {e}); "
+                         "is it another task's file? check --task") from None
     return {"task": task.name, "version": task.version, "format": fmt, "options": opts,
-            "n_samples": len(samples), "notes": notes, "metrics": task.hooks.aggregate(samples, opts)}
+            "n_samples": len(samples), "n_errors": sum(1 for s in samples if s.get("error")), "notes": notes,
+            "metrics": metrics}

@@ -15,6 +15,9 @@ import hashlib
 import json
 import os
 import platform
+import socket
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 RESULTS_SCHEMA = 1
@@ -24,6 +27,10 @@ VERSIONED_PACKAGES = ("qmamba-eval", "torch", "transformers", "datasets", "token
 
 class ResultsInputError(ValueError):
     """A file that is not a results document (or not one we can read)."""
+
+
+class RunFolderBusy(RuntimeError):
+    """Another process is writing into the same run folder."""
 
 
 # -- environment ----------------------------------------------------------------------------------
@@ -92,22 +99,70 @@ def write_json_atomic(path: Path, doc) -> Path:
 
 
 def read_samples(path: Path) -> list[dict]:
-    """Lines of a samples file; a torn last line (crash mid-write) is cut off and dropped."""
+    """Rows of a samples file. Only a torn *last* line (a crash mid-write: no newline at its end) is cut off;
+    any other line that is not a JSON object with a ``key`` is an error naming its line number (nothing after
+    it is ever dropped)."""
     path = Path(path)
     if not path.is_file():
         return []
-    rows, good_bytes = [], 0
-    with open(path, "rb") as f:
-        for raw in f:
-            try:
-                rows.append(json.loads(raw))
-                good_bytes += len(raw)
-            except json.JSONDecodeError:
-                break
-    if good_bytes != path.stat().st_size:
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    rows, good_bytes, last = [], 0, len(lines) - 1
+    for i, raw in enumerate(lines):
+        if i == last:  # empty when the file ends with a newline; else torn by a crash mid-write: cut off
+            break
+        try:
+            row = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            if not raw.strip():
+                raise ResultsInputError(f"{path}:{i + 1}: empty line in a samples file; delete it") from None
+            raise ResultsInputError(f"{path}:{i + 1}: not valid JSON ({getattr(e, 'msg', e)}); fix or delete "
+                                    "that line (the lines after it are kept)") from None
+        if not isinstance(row, dict) or not isinstance(row.get("key"), str):
+            raise ResultsInputError(f"{path}:{i + 1}: not a sample row (a JSON object with a 'key'); fix or "
+                                    "delete that line")
+        rows.append(row)
+        good_bytes += len(raw) + 1
+    if good_bytes < len(data):
         with open(path, "r+b") as f:
             f.truncate(good_bytes)
     return rows
+
+
+@contextmanager
+def run_lock(folder: Path):
+    """Hold ``<folder>/.lock`` (an exclusive ``flock``) while a run writes into ``folder``; a second run into the
+    same folder is refused at once with :class:`RunFolderBusy` (never two writers: no duplicate rows, no lost
+    ``results.json`` entries). The lock dies with its process, so a killed run leaves nothing to clean up."""
+    import fcntl
+
+    path = Path(folder) / ".lock"
+    f = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise RunFolderBusy(f"{folder} is in use by another run ({holder}); wait for it to finish, or "
+                                "choose another --run-name / --output-dir") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
+        f.flush()
+        yield path
+    finally:
+        f.close()  # releases the lock
+
+
+def read_json_file(path: Path, what: str, fix: str):
+    """A JSON document we wrote ourselves (run.json, results.json), or an error naming the file and the fix."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ResultsInputError(f"{path}: {what} is not valid JSON ({getattr(e, 'msg', None) or e.reason}); "
+                                f"{fix}") from None
 
 
 def append_samples(path: Path, rows: list[dict]) -> None:
@@ -146,4 +201,26 @@ def load_results(path) -> dict:
     for name, t in doc.get("tasks", {}).items():
         if not isinstance(t, dict) or not isinstance(t.get("metrics"), dict):
             raise ResultsInputError(f"{p}: task {name!r} has no 'metrics' table")
+        for metric, v in t["metrics"].items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ResultsInputError(f"{p}: tasks.{name}.metrics[{metric!r}] is "
+                                        f"{'null' if v is None else type(v).__name__ + ' ' + repr(v)[:30]}; "
+                                        "expected a number")
+        for section in ("data", "options", "timing"):
+            if section in t and t[section] is not None and not isinstance(t[section], dict):
+                raise ResultsInputError(f"{p}: tasks.{name}.{section} is {type(t[section]).__name__}; "
+                                        "expected an object")
+        if t.get("answers_digest") is not None and not isinstance(t["answers_digest"], str):
+            raise ResultsInputError(f"{p}: tasks.{name}.answers_digest is not text")
+    for section in ("profile", "model", "run", "environment", "scorecard"):
+        if doc.get(section) is not None and not isinstance(doc[section], dict):
+            raise ResultsInputError(f"{p}: '{section}' is {type(doc[section]).__name__}; expected an object")
+    for section, inner in (("profile", "figures"), ("scorecard", "tolerances")):
+        value = (doc.get(section) or {}).get(inner)
+        if value is not None and not isinstance(value, dict):
+            raise ResultsInputError(f"{p}: '{section}.{inner}' is {type(value).__name__}; expected an object")
+    figures = ((doc.get("profile") or {}).get("figures") or {})
+    for name, f in figures.items():
+        if not isinstance(f, dict):
+            raise ResultsInputError(f"{p}: profile.figures[{name!r}] is {type(f).__name__}; expected an object")
     return doc

@@ -1,5 +1,6 @@
 """Command line: ``run_eval.py [COMMAND] ...``; one module per command, each with ``add_arguments(parser)`` and
-``run(args) -> int``. Exit codes: 0 done, 1 a regression (scorecard), 2 bad input, 130 interrupted."""
+``run(args) -> int``. Exit codes: 0 done, 1 a regression (scorecard), 2 bad input, 3 an internal error (a bug),
+130 interrupted."""
 
 from __future__ import annotations
 
@@ -40,3 +41,13 @@ def main(argv=None) -> int:
     except BAD_INPUT as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # an unreadable or unwritable path: the message names it
+        where = f"{e.filename}: " if e.filename and str(e.filename) not in str(e) else ""
+        print(f"error: {where}{e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug, not bad input: never exit 1, which means "regression" to a scorecard
+        import traceback
+
+        traceback.print_exc()
+        print(f"internal error (please report it): {type(e).__name__}: {e}", file=sys.stderr)
+        return 3

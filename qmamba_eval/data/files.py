@@ -26,22 +26,48 @@ class DataInfo:
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """JSON objects, one a line (blank lines skipped); anything else is an error naming the file and line."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; expected a JSON-lines file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
     rows = []
-    with open(path) as f:
-        for i, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+    with open(path, "rb") as f:
+        for i, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}:{i}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{i}: expected a JSON object, found {type(row).__name__}")
+            rows.append(row)
     return rows
 
 
-def read_json(path: Path):
+def read_text(path: Path) -> str:
+    """A text file's content, or an error naming the file when it is not UTF-8."""
+    path = Path(path)
     try:
-        return json.loads(Path(path).read_text())
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def read_json(path: Path):
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8-sig"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def files_digest(*files: Path) -> str:
@@ -50,6 +76,40 @@ def files_digest(*files: Path) -> str:
     for f in files:
         h.update(Path(f).name.encode())
         h.update(Path(f).read_bytes())
+    return h.hexdigest()[:16]
+
+
+FULL_HASH_MAX = 1 << 30  # files up to 1 GiB are hashed whole
+EDGE_BYTES = 16 << 20  # larger ones: size + mtime + the first and last 16 MiB
+
+
+def weights_digest(path) -> str | None:
+    """Fingerprint of a checkpoint / tokenizer file or folder (every file under it, by relative name): the
+    SHA-256 of each file's content, or for files over 1 GiB its size, mtime and the SHA-256 of its first and last
+    16 MiB. None when ``path`` is None or not a file or folder (a preset name)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_file():
+        files = [(p.name, p)]
+    elif p.is_dir():
+        files = sorted((f.relative_to(p).as_posix(), f) for f in p.rglob("*")
+                       if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
+    else:
+        return None
+    h = hashlib.sha256()
+    for name, f in files:
+        st = f.stat()
+        h.update(f"{name}\0{st.st_size}\0".encode())
+        with open(f, "rb") as fh:
+            if st.st_size <= FULL_HASH_MAX:
+                for chunk in iter(lambda: fh.read(1 << 24), b""):
+                    h.update(chunk)
+            else:
+                h.update(f"{st.st_mtime_ns}\0".encode())
+                h.update(fh.read(EDGE_BYTES))
+                fh.seek(st.st_size - EDGE_BYTES)
+                h.update(fh.read(EDGE_BYTES))
     return h.hexdigest()[:16]
 
 

@@ -12,6 +12,19 @@ class ImageLoadError(ValueError):
     """An image that cannot be read; the runner records it as an error sample and goes on."""
 
 
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB, with 16- and 32-bit grayscale scaled to 8 bits (PIL's own conversion clips them: all white)."""
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        import numpy as np
+
+        a = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or (img.mode == "I" and a.max(initial=0) > 255) else 255.0
+        if img.mode == "F" and a.max(initial=0) <= 1.0:
+            top = 1.0
+        img = Image.fromarray(np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    return img.convert("RGB")
+
+
 def load_image(value, root: Path | None = None) -> Image.Image:
     """PIL image, path (absolute or relative to ``root``), raw bytes, or a datasets ``{"bytes", "path"}`` dict."""
     try:
@@ -38,7 +51,7 @@ def load_image(value, root: Path | None = None) -> Image.Image:
         else:
             raise ImageLoadError(f"unsupported image value of type {type(value).__name__}")
         img.load()
-        return img.convert("RGB")
+        return to_rgb(img)
     except ImageLoadError:
         raise
     except Exception as e:  # PIL.UnidentifiedImageError, truncated files, OSError

@@ -34,7 +34,18 @@ def _parquet(path: Path):
     files = [str(path)] if path.is_file() else sorted(str(p) for p in path.rglob("*.parquet"))
     if not files:
         raise FileNotFoundError(f"{path}: no parquet files")
-    ds = datasets.load_dataset("parquet", data_files=files, split="train")
+    try:
+        import pyarrow.parquet as pq
+
+        n = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    except Exception as e:  # not a parquet file at all
+        raise ValueError(f"--data {path}: not readable as parquet ({type(e).__name__}: {e})") from None
+    if n == 0:
+        raise ValueError(f"--data {path}: the parquet file(s) hold no rows")
+    try:
+        ds = datasets.load_dataset("parquet", data_files=files, split="train")
+    except Exception as e:  # datasets' own wrappers of arrow errors
+        raise ValueError(f"--data {path}: cannot load the parquet file(s) ({type(e).__name__}: {e})") from None
     return HubRows(ds), DataInfo(str(path), str(ds._fingerprint)[:16], len(ds))
 
 
@@ -50,5 +61,9 @@ def load(task: Task, path: Path):
         raise ValueError(f"--data {path}: task {task.name} has no official layout; pass a .jsonl or "
                          f"parquet file in the hub schema (columns {task.required_columns})")
     # a folder in the official layout, or the layout's main file itself (e.g. testdev_balanced_questions.json)
-    rows, files = task.hooks.load_layout(path)
+    try:
+        rows, files = task.hooks.load_layout(path)
+    except (KeyError, TypeError, AttributeError, IndexError) as e:  # a file of the layout holds something else
+        raise ValueError(f"--data {path}: not readable as the {task.name} official layout: a file there holds "
+                         f"something else ({type(e).__name__}: {e})") from None
     return rows, DataInfo(str(path), files_digest(*files), len(rows))  # the files' content, not where they lie

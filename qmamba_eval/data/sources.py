@@ -92,4 +92,16 @@ def load_docs(task: Task, data: str = "sample", limit: int | None = None, cache_
         task.check_columns(set(rows[0]) | (set() if need_images else {"image"}), info.source)
     if limit is not None and limit < len(rows):
         rows = rows[:limit] if isinstance(rows, list) else rows.head(limit)
+    check_rows(task, rows, info.source)
     return rows, info
+
+
+def check_rows(task: Task, rows, source: str) -> None:
+    """The rows' values against the task's column types (hub datasets: the declared columns, images left out)."""
+    ds = getattr(rows, "ds", None)
+    if ds is None:
+        task.check_rows(rows, source)
+        return
+    cols = [c for c, spec in task.columns.items() if spec["type"] != "image" and c in ds.column_names]
+    if cols:
+        task.check_rows(ds.select_columns(cols).to_list(), source)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.files import IMAGE_EXTS
+from ..data.files import IMAGE_EXTS, read_text
 from ..scoring import mme
 from . import Hooks
 from .common import question_fields
@@ -59,8 +59,10 @@ def load_layout(folder: Path):
             if img is None:
                 raise FileNotFoundError(f"{txt}: no image named {txt.stem}.* in {img_dir}")
             files.append(txt)
-            for line in txt.read_text().splitlines():
+            for n, line in enumerate(read_text(txt).splitlines(), 1):
                 if line.strip():
+                    if "\t" not in line:
+                        raise ValueError(f"{txt}:{n}: expected question<TAB>answer, found no tab")
                     q, a = line.rsplit("\t", 1)
                     rows.append({"question_id": f"{cat}/{img.name}", "question": q.strip(), "answer": a.strip(),
                                  "category": cat, "image": str(img)})
@@ -83,8 +85,11 @@ def read_ground_truth(folder: Path) -> dict:
     if not files:
         raise FileNotFoundError(f"{folder}: no <category>.txt ground-truth files")
     for f in files:
-        for line in f.read_text().splitlines():
+        for n, line in enumerate(read_text(f).splitlines(), 1):
             if line.strip():
+                if line.count("\t") != 2:
+                    raise ValueError(f"{f}:{n}: expected image<TAB>question<TAB>answer, found "
+                                     f"{line.count(chr(9)) + 1} field(s)")
                 image, question, answer = line.split("\t")
                 gt[(f.stem, image.strip(), question_stem(question))] = answer.strip().lower()
     return gt

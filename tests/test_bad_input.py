@@ -1,0 +1,482 @@
+"""Issue 7: bad input, concurrent runs and stale resumes. Every case ends in a right answer or a one-line error
+naming the file, row and field (exit 2): no traceback, no silent wrong score, no lost row.
+
+Groups: re-scoring, concurrent runs, stale resumes, samples files, row types, data files, exit codes, models.
+Data is built here (tiny images, a few rows) so the cases do not depend on the embedded sample."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from qmamba_eval.cli import main
+from qmamba_eval.results import read_samples, run_lock
+from qmamba_eval.runner import RunConfig, Runner
+
+
+def _image(path: Path, i: int) -> None:
+    Image.new("RGB", (32, 32), ((37 * i) % 256, (91 * i) % 256, (53 * i) % 256)).save(path)
+
+
+def rows_for(task: str, n: int = 8) -> list:
+    out = []
+    for i in range(n):
+        img = f"im{i % 4}.png"
+        if task == "pope":
+            out.append({"question_id": str(100 + i), "question": f"Is there a thing {i}?", "answer": "yes" if i % 2
+                        else "no", "category": ("adversarial", "popular")[i % 2 and i // 2 % 2], "image": img})
+        elif task == "gqa":
+            out.append({"id": f"g{i}", "question": f"What colour is thing {i}?", "answer": "red", "image": img})
+        elif task == "vqav2":
+            out.append({"question_id": 10 + i, "question": f"What colour is thing {i}?", "answer_type": "other",
+                        "answers": [{"answer": "red", "answer_id": k} for k in range(1, 11)], "image": img})
+        elif task == "textvqa":
+            out.append({"question_id": 20 + i, "question": "What word is written?", "answers": ["stop"] * 10,
+                        "ocr_tokens": ["STOP"], "image": img})
+        elif task == "mme":
+            out.append({"question_id": f"existence/{img}", "question": f"Is there a thing {i}? Please answer yes or no.",
+                        "answer": "Yes" if i % 2 == 0 else "No", "category": "existence", "image": img})
+    return out
+
+
+def write_data(folder: Path, task: str, rows: list, name: str | None = None) -> Path:
+    """A hub-schema JSONL file with its images beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(4):
+        if not (folder / f"im{i}.png").exists():
+            _image(folder / f"im{i}.png", i)
+    path = folder / (name or f"{task}.jsonl")
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def cli(tmp_path, *args) -> int:
+    return main([*args, "--output-dir", str(tmp_path / "out"), "--no-progress", "--no-plot"])
+
+
+def run(tmp_path, tasks, **kw):
+    cfg = RunConfig(tasks=tasks, output_dir=str(tmp_path / "out"), progress=False, plot=False, **kw)
+    r = Runner(cfg)
+    return r, r.run()
+
+
+def err(capsys) -> str:
+    e = capsys.readouterr().err.strip()
+    assert "Traceback" not in e
+    return e.splitlines()[-1] if e else ""
+
+
+# -- re-scoring -------------------------------------------------------------------------------------------------
+
+
+def test_rescore_keeps_error_samples_wrong(tmp_path):
+    """8 POPE questions, 4 undecodable images: re-scoring gives the run's numbers (not 4 more "yes" answers)."""
+    from qmamba_eval.rescore import rescore
+
+    rows = rows_for("pope")
+    for i, r in enumerate(rows):
+        r["image"] = f"bad{i}.png" if i % 2 else r["image"]
+    path = write_data(tmp_path / "d", "pope", rows)
+    for i in range(1, 8, 2):
+        (path.parent / f"bad{i}.png").write_bytes(b"\x89PNG garbage")
+    r, res = run(tmp_path, ["pope"], data=str(path))
+    assert res["tasks"]["pope"]["n_errors"] == 4
+    samples = r.run_dir / "samples_pope.jsonl"
+    for parser in ("llava", "strict"):
+        again = rescore("pope", samples, options={"pope_parser": parser})
+        if parser == "llava":
+            assert again["metrics"] == res["tasks"]["pope"]["metrics"]
+        assert again["n_errors"] == 4
+        assert again["metrics"]["mean/yes_ratio"] <= 50.0  # the 4 error samples are not "yes"
+
+
+def test_rescore_refuses_non_text_answers_and_odd_files(tmp_path, capsys):
+    rows = [{"key": str(i), "question_id": str(i), "split": "random", "prompt": "q", "answer": "yes",
+             "parsed": "yes", "score": 1.0, "references": "yes"} for i in range(4)]
+    for bad in (3, ["yes"], True, None):
+        rows[2]["answer"] = bad
+        p = write_data(tmp_path / "p", "pope", rows, "answers.jsonl")
+        assert main(["score", "--task", "pope", "--predictions", str(p)]) == 2
+        e = err(capsys)
+        assert f"{p}: row 3 (question 2): field 'answer'" in e
+    assert main(["score", "--task", "pope", "--predictions", str(tmp_path / "p")]) == 2  # a folder
+    assert "is a folder" in err(capsys)
+    p.write_text('{"key": "0", "answer": "yes", "references": "yes"}\n[1, 2]\n')
+    assert main(["score", "--task", "pope", "--predictions", str(p)]) == 2
+    assert f"{p}:2: expected a JSON object" in err(capsys)
+    p.write_bytes(b'{"key": "0", "answer": "yes", "references": "yes"}\n{"key": "1", "answer": "\xff"}\n')
+    assert main(["score", "--task", "pope", "--predictions", str(p)]) == 2
+    assert f"{p}:2: not UTF-8" in err(capsys)
+
+
+def test_rescore_refuses_another_tasks_samples(tmp_path, capsys):
+    r, _ = run(tmp_path, ["pope"], data=str(write_data(tmp_path / "d", "pope", rows_for("pope"))))
+    samples = str(r.run_dir / "samples_pope.jsonl")
+    for other in ("mme", "gqa"):
+        assert main(["score", "--task", other, "--predictions", samples]) == 2
+        assert "a samples file of task 'pope'" in err(capsys)
+    renamed = tmp_path / "mine.jsonl"
+    renamed.write_text(Path(samples).read_text())
+    assert main(["score", "--task", "mme", "--predictions", str(renamed)]) == 2
+    assert "references are not mme's" in err(capsys)
+
+
+def test_rescore_repeated_rows_are_counted_once_or_refused(tmp_path):
+    from qmamba_eval.rescore import rescore
+
+    r, res = run(tmp_path, ["gqa"], data=str(write_data(tmp_path / "d", "gqa", rows_for("gqa"))))
+    p = r.run_dir / "samples_gqa.jsonl"
+    lines = p.read_text().splitlines(keepends=True)
+    p.write_text("".join(lines + lines[:3]))
+    with pytest.warns(UserWarning, match="3 repeated row"):
+        again = rescore("gqa", p)
+    assert again["n_samples"] == 8 and again["metrics"] == res["tasks"]["gqa"]["metrics"]
+    other = json.loads(lines[0])
+    other["answer"] = other["answer"] + " not"
+    p.write_text("".join(lines) + json.dumps(other) + "\n")
+    with pytest.raises(ValueError, match="appears twice with different answers"):
+        rescore("gqa", p)
+
+
+# -- concurrent runs --------------------------------------------------------------------------------------------
+
+
+def test_second_run_into_a_busy_folder_is_refused(tmp_path, capsys):
+    data = str(write_data(tmp_path / "d", "gqa", rows_for("gqa")))
+    folder = tmp_path / "out" / "same"
+    folder.mkdir(parents=True)
+    with run_lock(folder):  # another run holds the folder
+        assert cli(tmp_path, "--tasks", "gqa", "--data", data, "--run-name", "same") == 2
+        assert "is in use by another run (pid" in err(capsys)
+    assert not (folder / "samples_gqa.jsonl").exists()
+    assert cli(tmp_path, "--tasks", "gqa", "--data", data, "--run-name", "same") == 0  # released
+
+
+def test_concurrent_processes_one_refused_and_nothing_doubled(tmp_path):
+    """The same command started twice at once: one runs, the other exits 2; no duplicate rows."""
+    import subprocess
+    import sys
+
+    data = str(write_data(tmp_path / "d", "pope", rows_for("pope")))
+    cmd = [sys.executable, str(Path(__file__).resolve().parents[1] / "run_eval.py"), "--tasks", "pope", "--data",
+           data, "--output-dir", str(tmp_path / "out"), "--run-name", "x", "--no-progress", "--no-plot"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(c for c, _ in outs)
+    assert codes in ([0, 0], [0, 2]), outs  # 0, 0 only when the second started after the first had finished
+    if codes == [0, 2]:
+        assert any("in use by another run" in e for c, e in outs if c == 2)
+    keys = [s["key"] for s in read_samples(tmp_path / "out" / "x" / "samples_pope.jsonl")]
+    assert len(keys) == len(set(keys)) == 8
+
+
+def test_runs_of_different_tasks_into_one_folder_keep_both(tmp_path):
+    g = str(write_data(tmp_path / "d", "gqa", rows_for("gqa")))
+    run(tmp_path, ["gqa"], data=g, run_name="both")
+    results = tmp_path / "out" / "both" / "results.json"
+    doc = json.loads(results.read_text())
+    doc["tasks"]["elsewhere"] = {"metrics": {"accuracy": 1.0}}  # written by another run in between
+    results.write_text(json.dumps(doc))
+    _, res = run(tmp_path, ["gqa"], data=g, run_name="both")
+    assert set(json.loads(results.read_text())["tasks"]) == {"gqa", "elsewhere"}
+
+
+def test_a_folder_written_twice_is_read_without_duplicates(tmp_path):
+    """Folders corrupted before the lock existed: repeated keys count once (n and the submission file)."""
+    v = str(write_data(tmp_path / "d", "vqav2", rows_for("vqav2")))
+    r, res = run(tmp_path, ["vqav2"], data=v, run_name="dup")
+    p = r.run_dir / "samples_vqav2.jsonl"
+    p.write_text(p.read_text() * 2)
+    _, again = run(tmp_path, ["vqav2"], data=v, run_name="dup")
+    assert again["tasks"]["vqav2"]["n_samples"] == 8
+    assert again["tasks"]["vqav2"]["metrics"] == res["tasks"]["vqav2"]["metrics"]
+    assert len(json.loads((r.run_dir / "submission_vqav2.json").read_text())) == 8
+
+
+def test_torn_run_and_results_files_are_named(tmp_path, capsys):
+    g = str(write_data(tmp_path / "d", "gqa", rows_for("gqa")))
+    assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--run-name", "t") == 0
+    folder = tmp_path / "out" / "t"
+    for name in ("results.json", "run.json"):
+        good = (folder / name).read_text()
+        (folder / name).write_text(good[: len(good) // 2])
+        assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--run-name", "t") == 2
+        e = err(capsys)
+        assert f"{folder / name}:" in e and "not valid JSON" in e and "delete" in e
+        (folder / name).write_text(good)
+
+
+# -- stale resumes ----------------------------------------------------------------------------------------------
+
+
+def test_resume_refuses_data_edited_in_place(tmp_path, capsys):
+    rows = rows_for("gqa")
+    g = write_data(tmp_path / "d", "gqa", rows)
+    assert cli(tmp_path, "--tasks", "gqa", "--data", str(g), "--run-name", "e") == 0
+    rows[0]["answer"] = "blue"
+    write_data(tmp_path / "d", "gqa", rows)
+    assert cli(tmp_path, "--tasks", "gqa", "--data", str(g), "--run-name", "e") == 2
+    e = err(capsys)
+    assert "task gqa changed since its samples were written: data fingerprint" in e
+    assert "another --run-name or delete" in e
+
+
+def test_resume_refuses_a_checkpoint_overwritten_in_place(tmp_path, capsys):
+    from qmamba_eval.models import build_model
+    from qmamba_eval.models.checkpoints import save_model
+
+    ck = tmp_path / "ck"
+    save_model(build_model("tiny-qmamba", seed=0), ck)
+    g = str(write_data(tmp_path / "d", "gqa", rows_for("gqa", 4)))
+    args = ("--tasks", "gqa", "--data", g, "--checkpoint", str(ck), "--run-name", "w")
+    assert cli(tmp_path, *args) == 0
+    save_model(build_model("tiny-qmamba", seed=1), ck)  # other weights, same path
+    assert cli(tmp_path, *args) == 2
+    e = err(capsys)
+    assert "the weights changed since its samples were written: checkpoint" in e and "delete the folder" in e
+    assert json.loads((tmp_path / "out" / "w" / "run.json").read_text())["weights"]["checkpoint"]
+
+
+def test_resume_refuses_another_prompt_template(tmp_path, capsys, monkeypatch):
+    from qmamba_eval.tasks import TASKS_DIR
+
+    g = str(write_data(tmp_path / "d", "gqa", rows_for("gqa", 4)))
+    assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--run-name", "p") == 0
+    override = tmp_path / "tasks"
+    override.mkdir()
+    text = (TASKS_DIR / "gqa.toml").read_text().replace('default = "{question}\\n', 'default = "Q: {question}\\n')
+    assert "Q: {question}" in text
+    (override / "gqa.toml").write_text(text)  # same name, same version, another prompt
+    monkeypatch.setenv("QMAMBA_TASKS_PATH", str(override))
+    assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--run-name", "p") == 2
+    assert "prompt template" in err(capsys)
+
+
+# -- samples files ----------------------------------------------------------------------------------------------
+
+
+def test_corrupt_middle_line_is_reported_and_nothing_dropped(tmp_path, capsys):
+    g = str(write_data(tmp_path / "d", "gqa", rows_for("gqa")))
+    assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--run-name", "c") == 0
+    p = tmp_path / "out" / "c" / "samples_gqa.jsonl"
+    lines = p.read_text().splitlines(keepends=True)
+    broken = "".join(lines[:3]) + lines[3][:20] + "\n" + "".join(lines[4:])
+    p.write_text(broken)
+    assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--run-name", "c") == 2
+    assert f"{p}:4: not valid JSON" in err(capsys)
+    assert p.read_text() == broken  # nothing cut
+    p.write_text("".join(lines) + lines[0][:15])  # a torn last line: cut, the run resumes
+    assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--run-name", "c") == 0
+    assert p.read_text() == "".join(lines)
+
+
+# -- row types --------------------------------------------------------------------------------------------------
+
+
+def _set(i, col, value):
+    def mutate(rows):
+        rows[i][col] = value
+        return rows
+
+    return mutate
+
+
+def _drop_later(col):
+    def mutate(rows):
+        for r in rows[5:]:
+            r.pop(col)
+        return rows
+
+    return mutate
+
+
+def _empty_answers(rows):
+    rows[3]["answers"] = []
+    rows[6]["answers"] = None
+    return rows
+
+
+@pytest.mark.parametrize("task, mutate, expected", [
+    ("vqav2", _set(2, "answers", "red"), "row 3 (question 12): column 'answers' is str 'red'; expected a list"),
+    ("textvqa", _set(1, "answers", "stop"), "row 2 (question 21): column 'answers' is str 'stop'"),
+    ("gqa", _set(4, "answer", None), "row 5 (question g4): column 'answer' is null; expected text"),
+    ("textvqa", _set(0, "ocr_tokens", "STOP"), "row 1 (question 20): column 'ocr_tokens' is str 'STOP'"),
+    ("pope", _set(3, "category", None), "row 4 (question 103): column 'category' is null"),
+    ("pope", _set(2, "answer", "maybe"), "row 3 (question 102): column 'answer' is 'maybe'; expected one of yes, no"),
+    ("vqav2", _empty_answers, "row 4 (question 13): column 'answers' is empty in this row but set in 6 of 8"),
+    ("gqa", _drop_later("answer"), "row 6 (question g5): column 'answer' is missing"),
+    ("mme", _set(1, "answer", 1), "row 2 (question existence/im1.png): column 'answer' is int 1"),
+    ("vqav2", _set(0, "question_id", True), "row 1 (question True): column 'question_id' is bool True"),
+])
+def test_row_types_are_checked_with_file_row_and_column(tmp_path, capsys, task, mutate, expected):
+    path = write_data(tmp_path / "d", task, mutate(rows_for(task)))
+    assert cli(tmp_path, "--tasks", task, "--data", str(path)) == 2
+    e = err(capsys)
+    assert e.startswith(f"error: {path}: ") and expected in e
+
+
+def test_test_split_without_answers_is_still_fine(tmp_path):
+    rows = rows_for("vqav2")
+    for r in rows:
+        r.pop("answers")
+    _, res = run(tmp_path, ["vqav2"], data=str(write_data(tmp_path / "d", "vqav2", rows)))
+    assert res["tasks"]["vqav2"]["metrics"]["unscored"] == 8
+
+
+def test_16bit_grayscale_png_decodes_to_its_grey_levels(tmp_path):
+    import numpy as np
+
+    from qmamba_eval.data.images import load_image
+
+    ramp = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
+    Image.fromarray(ramp).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    rgb = np.asarray(load_image(tmp_path / "g16.png"))
+    assert rgb.shape == (32, 32, 3)
+    assert abs(rgb[..., 0].astype(float).mean() - ramp.mean() / 257) < 1.0  # not all white
+    assert rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] >= 250
+
+
+# -- data files -------------------------------------------------------------------------------------------------
+
+
+def test_data_files_errors_name_file_and_line(tmp_path, capsys):
+    p = write_data(tmp_path / "d", "gqa", rows_for("gqa"))
+    text = p.read_text().splitlines(keepends=True)
+    p.write_text("".join(text[:2]) + "[1, 2]\n" + "".join(text[2:]))
+    assert cli(tmp_path, "--tasks", "gqa", "--data", str(p)) == 2
+    assert f"{p}:3: expected a JSON object, found list" in err(capsys)
+    p.write_bytes("".join(text[:2]).encode() + b'{"id": "\xe9t\xe9"}\n')
+    assert cli(tmp_path, "--tasks", "gqa", "--data", str(p)) == 2
+    assert f"{p}:3: not UTF-8" in err(capsys)
+
+
+def test_zero_row_parquet_is_an_error(tmp_path, capsys):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": pa.array([], pa.string()), "question": pa.array([], pa.string()),
+                      "answer": pa.array([], pa.string()), "image": pa.array([], pa.string())})
+    pq.write_table(table, tmp_path / "empty.parquet")
+    assert cli(tmp_path, "--tasks", "gqa", "--data", str(tmp_path / "empty.parquet")) == 2
+    e = err(capsys)
+    assert "empty.parquet" in e and "no rows" in e
+
+
+def test_official_layouts_name_the_bad_file(tmp_path, capsys):
+    gqa = tmp_path / "gqa"
+    gqa.mkdir()
+    (gqa / "testdev_balanced_questions.json").write_text(json.dumps([{"imageId": "x", "question": "q"}]))
+    assert cli(tmp_path, "--tasks", "gqa", "--data", str(gqa)) == 2
+    assert f"--data {gqa}: not readable as the gqa official layout" in err(capsys)
+    (gqa / "testdev_balanced_questions.json").write_text(json.dumps({"q1": {"imageId": "x", "question": "q"}}))
+    assert cli(tmp_path, "--tasks", "gqa", "--data", str(gqa)) == 2
+    e = err(capsys)
+    assert f"--data {gqa}: not readable" in e and "'answer'" in e
+    mme = tmp_path / "mme" / "existence"
+    mme.mkdir(parents=True)
+    _image(mme / "a.png", 1)
+    (mme / "a.txt").write_text("Is there a thing? Please answer yes or no.\tYes\nIs there no tab here? No\n")
+    assert cli(tmp_path, "--tasks", "mme", "--data", str(tmp_path / "mme")) == 2
+    assert f"{mme / 'a.txt'}:2: expected" in err(capsys)
+
+
+# -- exit codes and option values -------------------------------------------------------------------------------
+
+
+def test_option_values_are_checked(tmp_path, capsys):
+    g = str(write_data(tmp_path / "d", "gqa", rows_for("gqa", 4)))
+    for flag, value in (("--max-new-tokens", "0"), ("--limit", "-1"), ("--limit", "0"), ("--batch-size", "0")):
+        with pytest.raises(SystemExit) as e:
+            cli(tmp_path, "--tasks", "gqa", "--data", g, flag, value)
+        assert e.value.code == 2
+    assert "must be >= 1" in capsys.readouterr().err
+    for kw in ({"max_new_tokens": 0}, {"limit": -1}, {"batch_size": 0}):
+        with pytest.raises(ValueError, match="must be a whole number >= 1"):
+            run(tmp_path, ["gqa"], data=g, **kw)
+    assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--prompt", "gqx=bare") == 2
+    assert "--prompt gqx=bare: 'gqx' is not among --tasks (gqa). Did you mean 'gqa'?" in err(capsys)
+    assert cli(tmp_path, "--tasks", " , ", "--data", g) == 2
+    assert "names no task" in err(capsys)
+
+
+def test_output_dir_problems_exit_2(tmp_path, capsys):
+    g = str(write_data(tmp_path / "d", "gqa", rows_for("gqa", 4)))
+    (tmp_path / "afile").write_text("x")
+    assert main(["--tasks", "gqa", "--data", g, "--output-dir", str(tmp_path / "afile"), "--no-progress"]) == 2
+    assert "cannot create the run folder" in err(capsys)
+    if os.geteuid() == 0:
+        pytest.skip("root can write anywhere")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        assert main(["--tasks", "gqa", "--data", g, "--output-dir", str(ro), "--no-progress"]) == 2
+        assert "cannot create the run folder" in err(capsys)
+    finally:
+        ro.chmod(0o700)
+
+
+def test_scorecard_bad_documents_exit_2_naming_the_field(tmp_path, capsys):
+    base = Path(__file__).resolve().parents[1] / "results" / "baselines" / "sample_tiny-qmamba.json"
+    doc = json.loads(base.read_text())
+    name = sorted(doc["tasks"])[0]
+    metric = sorted(doc["tasks"][name]["metrics"])[0]
+    for where, value, expected in ((("tasks", name, "metrics", metric), None, f"metrics[{metric!r}] is null"),
+                                   (("tasks", name, "data"), "x", f"tasks.{name}.data is str"),
+                                   (("profile",), [1], "'profile' is list"),
+                                   (("model",), 5, "'model' is int")):
+        bad = json.loads(base.read_text())
+        node = bad
+        for k in where[:-1]:
+            node = node[k]
+        node[where[-1]] = value
+        p = tmp_path / "bad.json"
+        p.write_text(json.dumps(bad))
+        for args in (["--baseline", str(base), "--current", str(p)], ["--baseline", str(p), "--current", str(base)]):
+            assert main(["scorecard", *args]) == 2
+            out = capsys.readouterr().out
+            assert f"{p}: " in out and expected in out
+
+
+def test_an_internal_error_is_never_exit_1(tmp_path, monkeypatch, capsys):
+    from qmamba_eval import scorecard
+
+    base = str(Path(__file__).resolve().parents[1] / "results" / "baselines" / "sample_tiny-qmamba.json")
+
+    def boom(*a, **k):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(scorecard, "verdict", boom)
+    assert main(["scorecard", "--baseline", base, "--current", base]) == 3
+    assert "internal error" in capsys.readouterr().err
+
+
+# -- models -----------------------------------------------------------------------------------------------------
+
+
+def test_bad_model_files_exit_2_naming_them(tmp_path, capsys):
+    import torch
+
+    g = str(write_data(tmp_path / "d", "gqa", rows_for("gqa", 2)))
+    (tmp_path / "garbage.json").write_text("not a tokenizer")
+    assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--tokenizer", str(tmp_path / "garbage.json")) == 2
+    assert "--tokenizer" in err(capsys)
+    (tmp_path / "rand.safetensors").write_bytes(os.urandom(4096))
+    assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--checkpoint", str(tmp_path / "rand.safetensors")) == 2
+    assert "rand.safetensors" in err(capsys)
+    from qmamba_eval.models import build_model
+    from qmamba_eval.models.checkpoints import save_model
+
+    ck = tmp_path / "ck"
+    save_model(build_model("tiny-qmamba"), ck)
+    cfg = json.loads((ck / "config.json").read_text())
+    cfg["bogus_key"] = 1
+    (ck / "config.json").write_text(json.dumps(cfg))
+    assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--model", str(ck)) == 2
+    assert "bogus_key" in err(capsys)
+    if not torch.cuda.is_available():
+        assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--device", "cuda") == 2
+        assert "CUDA is not available" in err(capsys)
