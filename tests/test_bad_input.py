@@ -172,14 +172,21 @@ def test_concurrent_processes_one_refused_and_nothing_doubled(tmp_path):
     assert len(keys) == len(set(keys)) == 8
 
 
-def test_runs_of_different_tasks_into_one_folder_keep_both(tmp_path):
+def test_results_json_entries_written_meanwhile_are_kept(tmp_path, monkeypatch):
+    """results.json is merged when written: an entry that appeared while a task ran is not lost."""
     g = str(write_data(tmp_path / "d", "gqa", rows_for("gqa")))
-    run(tmp_path, ["gqa"], data=g, run_name="both")
     results = tmp_path / "out" / "both" / "results.json"
-    doc = json.loads(results.read_text())
-    doc["tasks"]["elsewhere"] = {"metrics": {"accuracy": 1.0}}  # written by another run in between
-    results.write_text(json.dumps(doc))
-    _, res = run(tmp_path, ["gqa"], data=g, run_name="both")
+    real = Runner.run_task
+
+    def run_task_while_another_writes(self, task):
+        out = real(self, task)
+        doc = json.loads(results.read_text()) if results.is_file() else {"tasks": {}}
+        doc["tasks"]["elsewhere"] = {"metrics": {"accuracy": 1.0}}
+        results.write_text(json.dumps(doc))
+        return out
+
+    monkeypatch.setattr(Runner, "run_task", run_task_while_another_writes)
+    run(tmp_path, ["gqa"], data=g, run_name="both")
     assert set(json.loads(results.read_text())["tasks"]) == {"gqa", "elsewhere"}
 
 
@@ -480,3 +487,26 @@ def test_bad_model_files_exit_2_naming_them(tmp_path, capsys):
     if not torch.cuda.is_available():
         assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--device", "cuda") == 2
         assert "CUDA is not available" in err(capsys)
+
+
+def test_markdown_scorecard_escapes_names_and_digests(tmp_path):
+    from qmamba_eval.report.scorecard import to_markdown
+    from qmamba_eval.scorecard import compare, verdict
+
+    doc = {"tasks": {"x|y *bold* <b>": {"metrics": {"acc|uracy": 50.0}, "answers_digest": "ab|`cd`",
+                                        "data": {"fingerprint": "f|p_1"}, "n_samples": 3, "version": "1|0"}}}
+    rows = compare(doc, doc)
+    md = to_markdown(rows, doc, doc, verdict(rows, False), ["a|b"])
+    import re
+
+    widths = [len(re.split(r"(?<!\\)\|", line)) - 2 for line in md.splitlines() if line.startswith("|")]
+    assert widths and set(widths) == {4, 6}  # no cell broke out of its column
+    assert "| x\\|y \\*bold\\* \\<b\\> | 3 → 3 | f\\|p\\_1 | 1\\|0 |" in md  # the task table
+    assert "`x\\|y *bold* <b>/acc\\|uracy`" in md  # inside a code span: literal
+
+
+def test_samples_file_that_cannot_be_written_exits_2(tmp_path, capsys):
+    g = str(write_data(tmp_path / "d", "gqa", rows_for("gqa", 2)))
+    (tmp_path / "out" / "s" / "samples_gqa.jsonl").mkdir(parents=True)  # a folder where the file goes
+    assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--run-name", "s") == 2
+    assert "samples_gqa.jsonl" in err(capsys)

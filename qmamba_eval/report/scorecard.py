@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 from ..scorecard import Row
@@ -19,6 +20,18 @@ def format_value(v) -> str:
     return str(v)
 
 
+def md(value) -> str:
+    """Text from a results document made inert in a markdown table cell (no markup, no column breaks)."""
+    text = " ".join(str(value).split())
+    return re.sub(r"([\\`*_{}\[\]()<>#+!|~])", r"\\\1", text)
+
+
+def md_code(value) -> str:
+    """A code span that holds any text: pipes escaped, a longer fence when the text has backticks."""
+    text = " ".join(str(value).split()).replace("|", "\\|")
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
 def _context(base: dict, cur: dict) -> list[tuple]:
     out = []
     for name in sorted(set(base.get("tasks", {})) | set(cur.get("tasks", {}))):
@@ -33,19 +46,19 @@ def to_markdown(rows: list[Row], base: dict, cur: dict, v: dict, problems: list[
     lines = [head, "", " · ".join(f"{k}: {n}" for k, n in v["counts"].items() if n), ""]
     lines += ["| task | n (base → cur) | data fingerprint | version |", "|---|---|---|---|"]
     for name, nb, nc, fb, fc, ver in _context(base, cur):
-        fp = fb if fb == fc else f"{fb} → **{fc}**"
-        lines.append(f"| {name} | {nb} → {nc} | {fp} | {ver} |")
+        fp = md(fb) if fb == fc else f"{md(fb)} → **{md(fc)}**"
+        lines.append(f"| {md(name)} | {md(nb)} → {md(nc)} | {fp} | {md(ver)} |")
     if problems:
-        lines += ["", "**Compared despite:** " + "; ".join(problems)]
+        lines += ["", "**Compared despite:** " + "; ".join(md(p) for p in problems)]
     lines += ["", "| metric | status | baseline | current | Δ | tolerance |", "|---|---|---|---|---|---|"]
     order = {"regressed": 0, "missing": 1, "changed": 2, "improved": 3, "new": 4, "pass": 5}
     for r in sorted(rows, key=lambda r: (order[r.status], r.metric)):
         if r.status == "pass" and not show_pass:
             continue
         delta = "—" if r.delta is None else (f"{100 * r.delta:+.1f}%" if "rel" in r.tolerance else f"{r.delta:+.2f}")
-        lines.append(f"| `{r.metric}` | {ICON[r.status]} | {format_value(r.baseline)} | "
-                     f"{format_value(r.current)} | {delta} | "
-                     f"{r.tolerance} |")
+        lines.append(f"| {md_code(r.metric)} | {ICON[r.status]} | {md(format_value(r.baseline))} | "
+                     f"{md(format_value(r.current))} | {delta} | "
+                     f"{md(r.tolerance)} |")
     return "\n".join(lines) + "\n"
 
 
