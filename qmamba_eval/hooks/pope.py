@@ -1,4 +1,5 @@
-"""POPE: yes/no parse (``scoring.pope``), accuracy / precision / recall / F1 / yes-ratio per split and mean."""
+"""POPE: yes/no parse (``scoring.pope``), accuracy / precision / recall / F1 / yes-ratio per split, their mean
+(``mean/*``, POPE's and LLaVA's headline) and pooled over all questions (``pooled/*``, lmms-eval's)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,13 @@ def aggregate(samples, opts):
         out[f"{split}/n"] = m["n"]
     for k in METRICS:
         out[f"mean/{k}"] = sum(out[f"{s}/{k}"] for s in per) / len(per)
+    # lmms-eval's view: one confusion matrix over every question of every split (not the mean of the splits'
+    # figures, which is POPE's and LLaVA's). Equal to lmms-eval 0.7.3's pope_* numbers under the strict parser,
+    # except yes_ratio (lmms-eval counts ground-truth yes) and recall when answers are neither yes nor no.
+    m = pope.metrics([pair for pairs in per.values() for pair in pairs])
+    for k in METRICS:
+        out[f"pooled/{k}"] = 100.0 * m[k]
+    out["pooled/n"] = m["n"]
     return out
 
 
