@@ -6,13 +6,43 @@ does not.
 
 Differences from our own runner worth knowing: lmms-eval builds the prompts (its task YAML), scores with its
 task functions (see README: POPE yes-ratio, MME parse), and keeps no resumable samples file.
+
+What the bridge does about lmms-eval 0.7.3's own behaviour:
+
+- ``loglikelihood`` answers each request with a ``GenerationResult`` whose ``text`` is the pair
+  ``(loss, is_greedy)``, ``loss`` being the *negated* summed log-probability of the continuation. 0.7.3's
+  evaluator passes every model output through ``unwrap_generation_output``, which turns a bare
+  ``(float, bool)`` tuple into its string (so ``multiple_choice`` scoring breaks on it), but passes a
+  ``GenerationResult``'s ``text`` through untouched; and its ``multiple_choice`` scoring picks
+  ``argmin`` over the first elements, i.e. it expects losses. So ``acc`` is "the likeliest choice is the
+  gold one", as our ``--answer-mode likelihood``.
+- ``max_new_tokens`` given in ``--model_args`` wins over the task's ``generation_kwargs`` (and over
+  ``--gen_kwargs``): it is the explicit per-model choice. Without it the task's value is used (16 when the
+  task sets none). Each task's choice is logged once, with where it came from.
+- Decoding is greedy. Generation kwargs asking for anything else (``temperature`` > 0, ``do_sample``,
+  ``num_beams`` > 1, ``top_p`` < 1) and kwargs the bridge does not know are ignored with a warning (once per
+  key and value).
+- A model without a checkpoint has random weights: lmms-eval silences Python ``warnings``, so this is also
+  logged through lmms-eval's logger (at load and again when the requests are done), and the class lmms-eval
+  records as ``config.model_backend`` in its results file is then named ``QMambaLMMS[random_init=True]``.
+  ``model_info`` holds the model's full identity (checkpoint, ``random_init``, kernels, dtype, ...).
 """
 
 from __future__ import annotations
 
+from loguru import logger as eval_logger  # lmms-eval's logger (lmms_eval.utils.eval_logger is this one)
+
+from lmms_eval.api.instance import GenerationResult
 from lmms_eval.api.model import lmms
 
 from .models import build_model
+
+DEFAULT_MAX_NEW_TOKENS = 16
+USED_GEN_KWARGS = ("until", "max_new_tokens")
+# generation kwargs we ignore, with the values under which ignoring them changes nothing (greedy decoding)
+GREEDY_VALUES = {"temperature": lambda v: v in (None, 0, 0.0), "do_sample": lambda v: not v,
+                 "num_beams": lambda v: v in (None, 1), "top_p": lambda v: v is None or float(v) >= 1.0,
+                 "top_k": lambda v: v in (None, 0)}
 
 
 def _as_bool(v) -> bool:
@@ -22,14 +52,71 @@ def _as_bool(v) -> bool:
 class QMambaLMMS(lmms):
     def __init__(self, pretrained: str = "tiny-qmamba", checkpoint: str | None = None, tokenizer: str | None = None,
                  device: str = "cpu", dtype: str | None = None, batch_size: int | str = 1, backend: str = "auto",
-                 max_new_tokens: int | str = 16, seed: int | str = 0, **kwargs) -> None:
+                 max_new_tokens: int | str | None = None, seed: int | str = 0, **kwargs) -> None:
         super().__init__()
         overrides = {k: int(v) if str(v).isdigit() else _as_bool(v) if str(v).lower() in ("true", "false") else v
                      for k, v in kwargs.items() if k in ("num_queries", "num_blocks", "local_attention")}
-        self.model = build_model(pretrained, device=device, dtype=dtype, checkpoint=checkpoint, tokenizer=tokenizer,
-                                 backend=backend, seed=int(seed), **overrides)
+        unknown = sorted(set(kwargs) - set(overrides))
+        if unknown:
+            eval_logger.warning(f"qmamba: model_args {unknown} are not used")
+        self.model = build_model(pretrained, device=device or "cpu", dtype=dtype, checkpoint=checkpoint,
+                                 tokenizer=tokenizer, backend=backend, seed=int(seed), **overrides)
+        self.model_info = self.model.identity()
+        self.random_init = bool(self.model_info.get("random_init") or self.model_info.get("vision_random_init"))
         self.batch_size_per_gpu = int(batch_size)
-        self.default_max_new_tokens = int(max_new_tokens)
+        self.max_new_tokens = None if max_new_tokens in (None, "") else int(max_new_tokens)
+        self._logged: set = set()
+        if self.random_init:
+            self._warn_random()
+            # lmms-eval writes f"{type(lm).__module__}.{type(lm).__name__}" as config.model_backend
+            self.__class__ = _random_init_class(type(self))
+
+    # -- logging ------------------------------------------------------------------------
+
+    def _warn_random(self) -> None:
+        info = self.model_info
+        parts = [p for p, on in (("LLM and projector (no checkpoint)", info.get("random_init")),
+                                 ("vision tower", info.get("vision_random_init"))) if on]
+        eval_logger.warning(f"qmamba: model {info.get('name')} has RANDOM weights ({', '.join(parts)}) -- "
+                            "its scores are not meaningful")
+
+    def _once(self, key, level: str, message: str) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            getattr(eval_logger, level)(message)
+
+    def _max_new_tokens(self, gen: dict, task: str) -> int:
+        asked = gen.get("max_new_tokens")
+        if self.max_new_tokens is not None:
+            n, why = self.max_new_tokens, "from --model_args" + (
+                f", overriding the task's {asked}" if asked is not None and int(asked) != self.max_new_tokens else "")
+        elif asked is not None:
+            n, why = int(asked), "from the task's generation_kwargs (max_new_tokens in --model_args overrides it)"
+        else:
+            n, why = DEFAULT_MAX_NEW_TOKENS, "the bridge's default (the task sets none)"
+        self._once(("max_new_tokens", task, n), "info", f"qmamba: {task}: max_new_tokens={n} {why}")
+        return n
+
+    def _check_gen_kwargs(self, gen: dict, task: str) -> None:
+        for k, v in sorted(gen.items()):
+            if k in USED_GEN_KWARGS:
+                continue
+            greedy = GREEDY_VALUES.get(k)
+            try:
+                harmless = greedy is not None and greedy(v)
+            except (TypeError, ValueError):
+                harmless = False
+            if not harmless:
+                self._once(("gen_kwarg", task, k, repr(v)), "warning",
+                           f"qmamba: {task}: generation kwarg {k}={v!r} is ignored (decoding is greedy; "
+                           f"the bridge uses only {', '.join(USED_GEN_KWARGS)})")
+
+    def clean(self):
+        if self.random_init:
+            self._warn_random()
+        super().clean()
+
+    # -- requests -----------------------------------------------------------------------
 
     def _image(self, doc_to_visual, doc_id, task, split):
         visuals = doc_to_visual(self.task_dict[task][split][doc_id])
@@ -37,31 +124,61 @@ class QMambaLMMS(lmms):
             raise ValueError(f"{task}/{split} doc {doc_id}: no image")
         return visuals[0].convert("RGB")
 
+    def _batches(self, keys: list) -> list[list[int]]:
+        """Request indices grouped by key (first-seen order), cut into batches of the batch size."""
+        groups: dict = {}
+        for i, k in enumerate(keys):
+            groups.setdefault(k, []).append(i)
+        bs = max(1, self.batch_size_per_gpu)
+        return [idx[s:s + bs] for idx in groups.values() for s in range(0, len(idx), bs)]
+
     def generate_until(self, requests) -> list[str]:
-        out: list[str] = []
-        bs = self.batch_size_per_gpu
-        for start in range(0, len(requests), bs):
-            chunk = [r.args for r in requests[start:start + bs]]
-            contexts = [c[0] for c in chunk]
-            gen = chunk[0][1] or {}
+        args = [r.args for r in requests]
+        settings = []
+        for context, gen, _visual, _doc_id, task, _split in args:
+            gen = dict(gen or {})
+            self._check_gen_kwargs(gen, task)
             until = gen.get("until") or []
-            until = [until] if isinstance(until, str) else list(until)
-            images = [self._image(c[2], c[3], c[4], c[5]) for c in chunk]
-            out.extend(self.model.generate(images, contexts, stop=until,
-                                           max_new_tokens=int(gen.get("max_new_tokens", self.default_max_new_tokens))))
+            until = (until,) if isinstance(until, str) else tuple(until)
+            settings.append((until, self._max_new_tokens(gen, task)))
+        out: list = [None] * len(requests)
+        for batch in self._batches(settings):
+            until, n = settings[batch[0]]
+            images = [self._image(*args[i][2:]) for i in batch]
+            texts = self.model.generate(images, [args[i][0] for i in batch], stop=list(until), max_new_tokens=n)
+            for i, t in zip(batch, texts):
+                out[i] = t
         return out
 
-    def loglikelihood(self, requests) -> list[tuple[float, bool]]:
-        res = []
+    def loglikelihood(self, requests) -> list[GenerationResult]:
+        """Per request ``GenerationResult(text=(loss, is_greedy))``, ``loss`` = -(summed log-probability of the
+        continuation): the shape lmms-eval 0.7.3's evaluator and ``multiple_choice`` scoring need (module doc)."""
+        rows = []
         for context, target, doc_to_visual, doc_id, task, split in [r.args for r in requests]:
             doc = self.task_dict[task][split][doc_id]
             continuation = target if isinstance(target, str) else target(doc)
-            image = self._image(doc_to_visual, doc_id, task, split)
-            res.append(self.model.score_continuation([image], [context], [continuation])[0])
-        return res
+            rows.append((context, str(continuation), doc_to_visual, doc_id, task, split))
+        out: list = [None] * len(rows)
+        for batch in self._batches([r[4] for r in rows]):
+            images = [self._image(*rows[i][2:]) for i in batch]
+            scored = self.model.score_continuation(images, [rows[i][0] for i in batch], [rows[i][1] for i in batch])
+            for i, (logprob, greedy) in zip(batch, scored):
+                out[i] = GenerationResult(text=(-float(logprob), bool(greedy)))
+        return out
 
     def generate_until_multi_round(self, requests) -> list[str]:
         raise NotImplementedError("qmamba models answer single-turn questions only")
+
+
+_RANDOM_CLASSES: dict = {}
+
+
+def _random_init_class(cls: type) -> type:
+    if cls.__name__.endswith("[random_init=True]"):
+        return cls
+    if cls not in _RANDOM_CLASSES:
+        _RANDOM_CLASSES[cls] = type(f"{cls.__name__}[random_init=True]", (cls,), {"__module__": cls.__module__})
+    return _RANDOM_CLASSES[cls]
 
 
 def manifest():

@@ -15,7 +15,8 @@ if os.environ.get("QMAMBA_REQUIRE_LMMS_EVAL"):  # CI: a broken lmms-eval install
     import lmms_eval.api.model as lmms_model
 else:
     lmms_model = pytest.importorskip("lmms_eval.api.model", reason="lmms-eval not installed")
-from lmms_eval.api.instance import Instance  # noqa: E402
+from lmms_eval.api.instance import Instance, unwrap_generation_output  # noqa: E402
+from loguru import logger  # noqa: E402
 
 from qmamba_eval.hooks import HOOKS  # noqa: E402
 from qmamba_eval.scoring import gqa, mme, pope, vqa  # noqa: E402
@@ -24,6 +25,15 @@ rng = random.Random(0)
 WORDS = ["yes", "no", "Yes", "No.", "two", "2", "the cat", "a dog", "red,blue", "1,000", "t-shirt", "dont",
          "it's", "3.5", "none", "Ten", "  spaced  ", "y", "n", "no, it is not", "yes!", "(left)", "", "nope",
          "Coca-Cola's", "what?", "a/an", "he's"]
+
+
+@pytest.fixture
+def lmms_log():
+    """Messages lmms-eval's (loguru) logger receives while the test runs."""
+    messages = []
+    sink = logger.add(lambda m: messages.append((m.record["level"].name, m.record["message"])), level="INFO")
+    yield messages
+    logger.remove(sink)
 
 
 def random_answers(k=10):
@@ -54,8 +64,75 @@ def test_bridge_generate_and_loglikelihood_match_our_model():
     ll = lm.loglikelihood([Instance("loglikelihood", (p, "Yes", visual, i, "pope", "test"), i,
                                     {"task": "pope", "doc_id": i, "repeats": 1}) for i, p in enumerate(prompts)])
     ours = lm.model.score_options(ims, prompts, ["Yes"])[:, 0]
-    assert [round(x, 4) for x, _ in ll] == [round(float(x), 4) for x in ours]
-    assert all(isinstance(g, bool) for _, g in ll)
+    # (loss, is_greedy), loss = -log-probability, wrapped so that lmms-eval's evaluator keeps the pair
+    pairs = [unwrap_generation_output(x)[0] for x in ll]
+    assert [round(-loss, 4) for loss, _ in pairs] == [round(float(x), 4) for x in ours]
+    assert all(isinstance(g, bool) for _, g in pairs)
+
+
+def test_loglikelihood_survives_lmms_eval_unwrap_and_argmin_picks_the_likelier_choice():
+    import numpy as np
+
+    from qmamba_eval.lmms_bridge import QMambaLMMS
+
+    lm = QMambaLMMS(pretrained="tiny-qmamba")
+    im = Image.new("RGB", (40, 40), (10, 200, 30))
+    lm.task_dict = {"t": {"test": [{"image": im}]}}
+    choices = ["Yes", "No", "A green square"]
+    out = lm.loglikelihood([Instance("loglikelihood", ("What is it?", c, lambda d: [d["image"]], 0, "t", "test"), k,
+                                     {"task": "t", "doc_id": 0, "repeats": 1}) for k, c in enumerate(choices)])
+    # what a bare (float, bool) tuple becomes in lmms-eval 0.7.3's evaluator: a string (the bug worked around)
+    assert isinstance(unwrap_generation_output((-1.5, False))[0], str)
+    lls, _ = zip(*[unwrap_generation_output(x)[0] for x in out])  # as ConfigurableTask.process_results does
+    logp = lm.model.score_options([im], ["What is it?"], choices)[0]
+    assert int(np.argmin(lls)) == int(logp.argmax())
+
+
+def test_bridge_logs_random_weights_max_new_tokens_and_ignored_gen_kwargs(lmms_log):
+    from qmamba_eval.lmms_bridge import QMambaLMMS
+
+    lm = QMambaLMMS(pretrained="tiny-qmamba", max_new_tokens="3", batch_size=4)
+    assert any("RANDOM weights" in m for lvl, m in lmms_log if lvl == "WARNING")
+    assert type(lm).__name__ == "QMambaLMMS[random_init=True]" and lm.model_info["random_init"] is True
+    assert isinstance(lm, QMambaLMMS)
+    im = Image.new("RGB", (40, 40), (255, 0, 0))
+    lm.task_dict = {"a": {"test": [{"image": im}] * 2}, "b": {"test": [{"image": im}]}}
+    visual = lambda doc: [doc["image"]]
+    greedy = {"max_new_tokens": 128, "temperature": 0, "top_p": 1.0, "num_beams": 1, "do_sample": False}
+    sampled = {"max_new_tokens": 2, "temperature": 0.7, "do_sample": True, "num_beams": 3, "top_p": 0.9,
+               "repetition_penalty": 1.1}
+    reqs = [Instance("generate_until", ("Colour?", dict(gen), visual, i, task, "test"), 0,
+                     {"task": task, "doc_id": i, "repeats": 1})
+            for task, i, gen in (("a", 0, greedy), ("b", 0, sampled), ("a", 1, greedy))]
+    lmms_log.clear()
+    out = lm.generate_until(reqs)
+    # max_new_tokens from --model_args wins over the task's (128, 2); said once per task
+    assert out == lm.model.generate([im] * 3, ["Colour?"] * 3, max_new_tokens=3)
+    infos = [m for lvl, m in lmms_log if lvl == "INFO"]
+    assert infos == ["qmamba: a: max_new_tokens=3 from --model_args, overriding the task's 128",
+                     "qmamba: b: max_new_tokens=3 from --model_args, overriding the task's 2"]
+    warned = sorted(m.split("generation kwarg ")[1].split(" is")[0] for lvl, m in lmms_log if lvl == "WARNING")
+    assert warned == ["do_sample=True", "num_beams=3", "repetition_penalty=1.1", "temperature=0.7", "top_p=0.9"]
+    lmms_log.clear()
+    lm.generate_until(reqs)  # once per key and value
+    assert lmms_log == []
+    lm.clean()  # the end of lmms-eval's requests: the warning again, next to the results
+    assert any("RANDOM weights" in m for _, m in lmms_log)
+
+
+def test_bridge_uses_the_task_max_new_tokens_without_model_args(lmms_log):
+    from qmamba_eval.lmms_bridge import DEFAULT_MAX_NEW_TOKENS, QMambaLMMS
+
+    lm = QMambaLMMS(pretrained="tiny-qmamba")
+    lm.task_dict = {"a": {"test": [{"image": Image.new("RGB", (40, 40))}]}}
+    visual = lambda doc: [doc["image"]]
+    lm.generate_until([Instance("generate_until", ("Q?", {"max_new_tokens": 2}, visual, 0, "a", "test"), 0,
+                                {"task": "a", "doc_id": 0, "repeats": 1}),
+                       Instance("generate_until", ("Q?", {}, visual, 0, "a", "test"), 0,
+                                {"task": "a", "doc_id": 0, "repeats": 1})])
+    infos = [m for lvl, m in lmms_log if lvl == "INFO"]
+    assert "qmamba: a: max_new_tokens=2 from the task's generation_kwargs" in infos[0]
+    assert f"max_new_tokens={DEFAULT_MAX_NEW_TOKENS} the bridge's default" in infos[1]
 
 
 def test_vqav2_scores_agree():
