@@ -38,7 +38,7 @@ class Slot:
         nxt = torch.where(self.done, torch.full_like(nxt, self.eos), nxt)
         self.done.logical_or_(nxt == self.eos)
         self.out.scatter_(1, self.t.view(1, 1).expand(self.batch, 1).clamp(max=self.capacity - 1), nxt[:, None])
-        self.ids.copy_(nxt)
+        self.ids.copy_(nxt.clamp(min=0))  # a finished row feeds a valid id (eos may be -1: "never stop")
         self.t.add_(1)
 
     def _capture(self, pool):

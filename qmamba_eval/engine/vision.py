@@ -43,7 +43,7 @@ class _Stop(Exception):
     """Raised by a forward hook to end a backbone's forward once the wanted layer has run."""
 
 
-def _output_of(backbone: nn.Module, layer: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+def _output_of(backbone: nn.Module, layer: nn.Module, pixels: torch.Tensor, **kwargs) -> torch.Tensor:
     """The output of ``layer`` inside ``backbone(pixels)``; the layers after it (and pooling heads) never run.
 
     A hook, not an edited layer list: transformers installs its output recorders on the first forward, so a
@@ -56,7 +56,7 @@ def _output_of(backbone: nn.Module, layer: nn.Module, pixels: torch.Tensor) -> t
 
     handle = layer.register_forward_hook(hook)
     try:
-        backbone(pixel_values=pixels)
+        backbone(pixel_values=pixels, **kwargs)
     except _Stop:
         pass
     finally:
@@ -97,12 +97,16 @@ class FastVision:
         return self.features(self.pixels(images, next(self.encoder.parameters()).device))
 
     @torch.no_grad()
-    def features(self, pixels: list) -> torch.Tensor:
-        """Normalised pixels (one tensor per backbone) -> (B, N, feature_dim), the last layer left out."""
+    def features(self, pixels: list, any_size: bool = False) -> torch.Tensor:
+        """Normalised pixels (one tensor per backbone) -> (B, N, feature_dim), the last layer left out.
+
+        ``any_size``: pixels at another resolution than the backbone's (position embeddings interpolated;
+        the profiler's image-token sweep)."""
         feats = []
         for spec, backbone, px in zip(self.encoder.specs, self.encoder.backbones, pixels):
             p = next(backbone.parameters())
-            h = _output_of(backbone, _layers(backbone)[-2], px.to(p.dtype))  # the reference's hidden_states[-2]
+            kw = {"interpolate_pos_encoding": True} if any_size and spec.family == "siglip" else {}
+            h = _output_of(backbone, _layers(backbone)[-2], px.to(p.dtype), **kw)  # reference's hidden_states[-2]
             prefix = 1 + spec.num_register_tokens if spec.family == "dinov2" else 0
             feats.append(h[:, prefix:])
         return torch.cat(feats, dim=-1)

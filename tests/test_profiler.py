@@ -1,0 +1,68 @@
+"""The profiler end to end on the CPU with tiny presets: rows, files, plots and a scorecard-readable profile."""
+
+import json
+
+import pytest
+
+from qmamba_eval.profiler import profile
+from qmamba_eval.profiler.report import profile_section
+
+
+@pytest.fixture(scope="module")
+def tiny_profile(tmp_path_factory):
+    out = tmp_path_factory.mktemp("profile")
+    res = profile(out, device="cpu", systems=["reference", "qmamba", "cobra"], n_tokens=[16, 36], batches=[1],
+                  query_counts=[4], repeats=1, warmup=0, long=False, log=lambda *a: None)
+    return out, res
+
+
+def test_profile_writes_rows_files_and_plots(tiny_profile):
+    out, res = tiny_profile
+    df = res["frame"]
+    assert set(df.system) == {"reference", "qmamba", "cobra", "qmamba-q4"}
+    assert (df.status == "ok").all()
+    ok = df.set_index(["system", "n_tokens"])
+    # Q-Mamba hands the LLM its query count whatever N is; Cobra hands it every image token
+    assert ok.loc[("qmamba", 16), "visual_tokens_to_llm"] == ok.loc[("qmamba", 36), "visual_tokens_to_llm"] == 16
+    assert ok.loc[("cobra", 16), "visual_tokens_to_llm"] == 16 and ok.loc[("cobra", 36), "visual_tokens_to_llm"] == 36
+    assert ok.loc[("qmamba-q4", 36), "visual_tokens_to_llm"] == 4
+    for col in ("vision_ms", "projector_ms", "prefill_ms", "ttft_ms", "decode_ms_per_token", "e2e_short_ms"):
+        assert (df[col] > 0).all(), col
+    for name in ("profile.csv", "profile.json", "report.md", "latency_vs_tokens.png", "throughput.png",
+                 "qmamba_queries.png"):
+        assert (out / name).stat().st_size > 0, name
+
+
+def test_profile_json_has_a_scorecard_section_the_scorecard_reads(tiny_profile, tmp_path):
+    from qmamba_eval.scorecard import compare, verdict
+
+    out, _ = tiny_profile
+    doc = json.loads((out / "profile.json").read_text())
+    prof = doc["profile"]
+    assert prof["reference"] == "reference/N36/B1/ttft_ms" and prof["reference"] in prof["figures"]
+    f = prof["figures"]["qmamba/N16/B1/samples_per_s"]
+    assert f["better"] == "higher" and f["unit"] == "samples/s" and f["value"] > 0
+    assert doc["environment"]["versions"]["torch"] and doc["floors"] == {"bf16_tflops": None, "copy_gbps": None}
+    rows = compare(doc, doc)
+    assert rows and all(r.status == "pass" for r in rows) and all(r.metric.startswith("profile/") for r in rows)
+    assert verdict(rows, fail_on_missing=True)
+    slower = json.loads(json.dumps(doc))
+    slower["profile"]["figures"]["qmamba/N16/B1/ttft_ms"]["value"] *= 3  # 3x slower against the same reference
+    assert {r.status for r in compare(doc, slower) if r.metric == "profile/qmamba/N16/B1/ttft_ms"} == {"regressed"}
+
+
+def test_oom_point_is_recorded_and_the_sweep_goes_on():
+    import pandas as pd
+
+    from qmamba_eval.profiler import sweep
+
+    class Boom:
+        name, kind, specs = "boom", "project", []
+
+        def prepare(self, n, b):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 9 GiB")
+
+    row = sweep.point(Boom(), 64, 8, "cpu", {})
+    assert row["status"] == "oom" and "out of memory" in row["error"]
+    sec = profile_section(pd.DataFrame([row]))
+    assert sec == {"reference": None, "figures": {}}
