@@ -71,6 +71,21 @@ class QMambaLMMS(lmms):
             # lmms-eval writes f"{type(lm).__module__}.{type(lm).__name__}" as config.model_backend
             self.__class__ = _random_init_class(type(self))
 
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None):
+        """As lmms-eval's, except that a key given both in ``--model_args`` and as a CLI option (``batch_size``:
+        the CLI always passes ``--batch_size``, default 1) is taken from ``--model_args``, with a log line,
+        instead of failing with "got multiple values for keyword argument"."""
+        from lmms_eval import utils
+
+        args = utils.simple_parse_args_string(arg_string)
+        extra = {k: v for k, v in (additional_config or {}).items() if v is not None}
+        for k in sorted(set(args) & set(extra)):
+            if str(args[k]) != str(extra.pop(k)):
+                eval_logger.warning(f"qmamba: {k}={args[k]} from --model_args wins over the --{k} option "
+                                    "(use the option: other lmms-eval models reject both)")
+        return cls(**args, **extra)
+
     # -- logging ------------------------------------------------------------------------
 
     def _warn_random(self) -> None:

@@ -135,6 +135,16 @@ def test_bridge_uses_the_task_max_new_tokens_without_model_args(lmms_log):
     assert f"max_new_tokens={DEFAULT_MAX_NEW_TOKENS} the bridge's default" in infos[1]
 
 
+def test_batch_size_in_model_args_is_taken_not_a_type_error(lmms_log):
+    from qmamba_eval.lmms_bridge import QMambaLMMS
+
+    # lmms-eval's CLI always passes --batch_size (default 1) beside --model_args
+    lm = QMambaLMMS.create_from_arg_string("pretrained=tiny-qmamba,batch_size=3",
+                                           {"batch_size": 1, "max_batch_size": None, "device": None})
+    assert lm.batch_size_per_gpu == 3
+    assert any("batch_size=3 from --model_args wins" in m for _, m in lmms_log)
+
+
 def test_vqav2_scores_agree():
     from lmms_eval.tasks.vqav2.utils import vqav2_process_results
 
