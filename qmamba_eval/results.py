@@ -165,6 +165,18 @@ def read_json_file(path: Path, what: str, fix: str):
                                 f"{fix}") from None
 
 
+def write_lines_atomic(path: Path, rows: list[dict]) -> None:
+    """A whole samples file at once (temporary file, fsync, rename), in the format ``append_samples`` writes."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
 def append_samples(path: Path, rows: list[dict]) -> None:
     with open(path, "a") as f:
         for r in rows:

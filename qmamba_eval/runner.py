@@ -12,6 +12,7 @@ re-running the same command resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ from PIL import Image
 from .data.ids import question_id, question_ids, sample_keys
 from .data.images import ImageLoadError, load_image
 from .data.sources import load_docs
+from .distributed import World, init_world, merge_shards, rank_device, shard_batches, shard_files, shard_path
 from .results import (RESULTS_SCHEMA, ResultsInputError, answers_digest, append_samples, environment,
                       read_json_file, read_samples, run_lock, write_json_atomic)
 from .tasks import Task, get_task, task_options
@@ -77,10 +79,16 @@ def score_samples(task: Task, samples: list[dict], options: dict) -> dict:
 
 
 class Runner:
-    def __init__(self, cfg: RunConfig, model=None):
+    def __init__(self, cfg: RunConfig, model=None, world: World | None = None):
         self.cfg = cfg
         self.run_dir = Path(cfg.output_dir) / (cfg.run_name or cfg.default_run_name())
         self._model = model
+        self.world = world  # None: the one torchrun describes, started in run()
+
+    @property
+    def device(self) -> str:
+        """Where this process computes: ``--device``, or ``cuda:LOCAL_RANK`` for a rank of a torchrun run."""
+        return rank_device(self.cfg.device, self.world or World())
 
     @property
     def model(self):
@@ -89,7 +97,7 @@ class Runner:
 
             cfg = self.cfg
             try:
-                self._model = build_model(cfg.model, device=cfg.device, dtype=cfg.dtype, checkpoint=cfg.checkpoint,
+                self._model = build_model(cfg.model, device=self.device, dtype=cfg.dtype, checkpoint=cfg.checkpoint,
                                           tokenizer=cfg.tokenizer, backend=cfg.backend, seed=cfg.seed)
             except (ValueError, FileNotFoundError, KeyError, RuntimeError, MemoryError):
                 raise
@@ -198,20 +206,40 @@ class Runner:
                              f"{e.strerror or e}") from None
         if not os.access(self.run_dir, os.W_OK):
             raise ValueError(f"--output-dir: the run folder {self.run_dir} is not writable")
-        with run_lock(self.run_dir):
-            self._check_run_file(tasks)
+        if self.world is None:
+            self.world = init_world(self.cfg.device)
+        world = self.world
+        # rank 0 holds the folder's lock and writes run.json / results.json; every rank writes its own shard
+        with run_lock(self.run_dir) if world.is_main else contextlib.nullcontext():
+            self._on_every_rank(lambda: self._check_run_file(tasks) if world.is_main else None)
             results_path = self.run_dir / "results.json"
             for task in tasks:
                 entry = self.run_task(task)
-                results = self._read_results(results_path)  # merged: never drop another task's entry
-                results["tasks"][task.name] = entry
-                self._write_results(results, results_path)
+                if world.is_main:
+                    results = self._read_results(results_path)  # merged: never drop another task's entry
+                    results["tasks"][task.name] = entry
+                    self._write_results(results, results_path)
+            if not world.is_main:
+                return None
             results = self._read_results(results_path)
             if self.cfg.plot:
                 from .report.plots import plot_run
 
                 plot_run(results, self.run_dir / "summary.png")
         return results
+
+    def _on_every_rank(self, step):
+        """Run ``step`` here; in a distributed run, stop every rank when it failed on any (the failing rank
+        raises its own error, the others say where to look)."""
+        try:
+            out, error = step(), None
+        except BaseException as e:  # noqa: BLE001  (re-raised below, after telling the other ranks)
+            out, error = None, e
+        if not (self.world or World()).all_ok(error is None):
+            if error is not None:
+                raise error
+            raise RuntimeError("another rank of this torchrun run stopped with an error (see its message above)")
+        return out
 
     def _read_results(self, path: Path) -> dict:
         if not path.is_file():
@@ -250,14 +278,28 @@ class Runner:
         split = cfg.splits.get(task.name, cfg.splits.get("*"))
         docs, info = load_docs(task, cfg.data, cfg.limit, cfg.cache_dir, split)
         path = self.run_dir / f"samples_{task.name}.jsonl"
-        self._check_task_inputs(task, info, task.prompts[variant], path)
-        done = {s["key"] for s in read_samples(path)}
         keys = sample_keys(question_ids(docs))
+        world = self.world or World()
+
+        def prepare():  # rank 0: fold in the shards of an interrupted run (any world size), then check inputs
+            if world.is_main:
+                merge_shards(path, keys)
+                self._check_task_inputs(task, info, task.prompts[variant], path)
+
+        self._on_every_rank(prepare)
+        done = {s["key"] for s in read_samples(path)}
         todo = [i for i, k in enumerate(keys) if k not in done]
-        if todo:
+        mine = shard_batches(todo, cfg.batch_size, world) if world.distributed else todo
+        if mine:
             self.model  # built (or loaded) before the clock starts
+        self._on_every_rank(lambda: None)  # every rank ready: the clock starts together
         t0 = time.perf_counter()
-        model_s = self._infer(task, docs, todo, keys, variant, opts, info, path)
+        write_to = shard_path(path, world.rank) if world.distributed else path
+        model_s = self._on_every_rank(lambda: self._infer(task, docs, mine, keys, variant, opts, info, write_to,
+                                                          total=len(todo)))
+        if not world.is_main:
+            return None
+        merge_shards(path, keys)  # rank 0: every rank's answers, in question order
         wall = time.perf_counter() - t0
         wanted = set(keys)
         samples, seen = [], set()
@@ -273,7 +315,7 @@ class Runner:
             "prompt_template": task.prompts[variant],
             "report": {"headline": task.headline, "score_max": task.score_max},
             "options": opts, "data": info.to_dict(), "limit": cfg.limit, "metrics": metrics,
-            "samples_file": path.name, "answers_digest": answers_digest(samples),
+            "samples_file": path.name, "answers_digest": answers_digest(samples), "world_size": world.size,
             "timing": {"wall_s": round(wall, 3), "model_s": round(model_s, 3),
                        "samples_per_s": round(len(todo) / wall, 2) if todo and wall > 0 else None},
         }
@@ -291,7 +333,9 @@ class Runner:
             attach(self.model)
         return self.model.engine
 
-    def _infer(self, task, docs, todo, keys, variant, opts, info, path) -> float:
+    def _infer(self, task, docs, todo, keys, variant, opts, info, path, total: int | None = None) -> float:
+        """Answer ``todo`` (this rank's share), appending to ``path``; the progress bar (rank 0 only) counts every
+        rank's answers out of ``total``."""
         if not todo:
             return 0.0
         from tqdm import tqdm
@@ -303,7 +347,10 @@ class Runner:
         if workers is None:
             workers = min(8, max(0, (os.cpu_count() or 1) - 2)) if engine is not None else 0
         max_new = self.cfg.max_new_tokens or task.max_new_tokens
-        bar = tqdm(total=len(todo), desc=task.name, unit="sample", disable=not self.cfg.progress, dynamic_ncols=True)
+        world = self.world or World()
+        bar = tqdm(total=total or len(todo), desc=task.name, unit="sample", dynamic_ncols=True,
+                   disable=not (self.cfg.progress and world.is_main))
+        progress = _ShardProgress(path) if world.distributed else None
         model_s = 0.0
         batches = image_batches(lambda i: docs[i]["image"], todo, lambda v: load_image(v, info.image_root),
                                 self.cfg.batch_size, workers, errors=(ImageLoadError,))
@@ -337,7 +384,27 @@ class Runner:
                         row.update(answer=answer, parsed=parsed, score=score)
                         rows.append(row)
                 append_samples(path, rows)
-                bar.update(len(batch))
+                bar.update(progress.new_rows() if progress else len(batch))
         finally:
             bar.close()
         return model_s
+
+
+class _ShardProgress:
+    """Rows written to all shards since the last call (reads only the new bytes): a global progress bar."""
+
+    def __init__(self, path: Path):
+        self.base = path.with_name(path.name.split(".shard")[0] + path.suffix)
+        self.offsets: dict = {}
+
+    def new_rows(self) -> int:
+        n = 0
+        for f in shard_files(self.base):
+            with open(f, "rb") as fh:
+                fh.seek(self.offsets.get(f, 0))
+                chunk = fh.read()
+            end = chunk.rfind(b"\n") + 1  # whole lines only: a line being written is counted next time
+            n += chunk[:end].count(b"\n")
+            self.offsets[f] = self.offsets.get(f, 0) + end
+        return n
+

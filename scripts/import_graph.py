@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "qmamba_eval"
 # A module may import modules of its own layer or below, never above; cycles are refused at any layer.
 LAYERS = [
-    ("qmamba_eval.registry", "qmamba_eval.results", "qmamba_eval.scoring", "qmamba_eval.data.files",
+    ("qmamba_eval.registry", "qmamba_eval.results", "qmamba_eval.distributed", "qmamba_eval.scoring",
+     "qmamba_eval.data.files",
      "qmamba_eval.data.images", "qmamba_eval.data.ids"),
     ("qmamba_eval.hooks", "qmamba_eval.models"),
     ("qmamba_eval.tasks",),

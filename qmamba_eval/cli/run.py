@@ -51,6 +51,11 @@ def run(a) -> int:
         print(f"\ninterrupted: finished samples are in {runner.run_dir}; run the same command again to resume",
               file=sys.stderr)
         return 130
+    finally:
+        if runner.world is not None:
+            runner.world.close()
+    if results is None:  # a rank other than 0 of a torchrun run: rank 0 reports
+        return 0
     print(json.dumps(results, indent=1) if a.json else format_table(results))
     print(f"\nresults: {runner.run_dir / 'results.json'}", file=sys.stderr if a.json else sys.stdout)
     return 0
