@@ -510,3 +510,23 @@ def test_samples_file_that_cannot_be_written_exits_2(tmp_path, capsys):
     (tmp_path / "out" / "s" / "samples_gqa.jsonl").mkdir(parents=True)  # a folder where the file goes
     assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--run-name", "s") == 2
     assert "samples_gqa.jsonl" in err(capsys)
+
+
+def test_weights_digest_content_or_edges_for_huge_files(tmp_path, monkeypatch):
+    from qmamba_eval.data import files
+
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"a" * 100)
+    small = files.weights_digest(f)
+    f.write_bytes(b"a" * 99 + b"b")
+    assert files.weights_digest(f) != small  # whole content hashed
+    assert files.weights_digest(tmp_path) is not None and files.weights_digest("tiny-qmamba") is None
+    monkeypatch.setattr(files, "FULL_HASH_MAX", 50)
+    monkeypatch.setattr(files, "EDGE_BYTES", 10)
+    huge = files.weights_digest(f)
+    os.utime(f, ns=(1, 1))
+    touched = files.weights_digest(f)
+    assert touched != huge  # mtime is part of it over the limit
+    f.write_bytes(b"a" * 98 + b"cb")
+    os.utime(f, ns=(1, 1))
+    assert files.weights_digest(f) != touched  # and the last bytes
