@@ -122,10 +122,10 @@ def load_predictions(task: Task, predictions: Path, references: Path | None = No
         raise ValueError(f"LLaVA answer files carry no ground truth: pass --references for task {task.name}")
     if task.hooks.read_answers is not None:  # the benchmark's own way of joining answers to references
         return fmt, task.hooks.read_answers(task, rows, references, questions)
-    return fmt, from_answers_and_data(task, rows, references)
+    return fmt, from_answers_and_data(task, rows, references, notes)
 
 
-def from_answers_and_data(task: Task, rows: list[dict], references: Path) -> list[dict]:
+def from_answers_and_data(task: Task, rows: list[dict], references: Path, notes: list | None = None) -> list[dict]:
     """``{question_id, text}`` answers joined by question id to any data source we can load (official layout,
     hub-schema jsonl/parquet) -- VQAv2, GQA, TextVQA."""
     docs = _reference_docs(task, references)
@@ -143,6 +143,13 @@ def from_answers_and_data(task: Task, rows: list[dict], references: Path) -> lis
             raise ValueError(f"answer line {i}: question {r['question_id']} has no reference in {references}")
         out.append({"question_id": question_id(doc), "split": task.split_of(doc), "answer": r["text"],
                     "references": task.hooks.references(doc)})
+    answered = len({o["question_id"] for o in out})
+    if answered < len(docs) and notes is not None:  # said, not silent: metrics over the answered questions only
+        import warnings
+
+        notes.append(f"the answers cover {answered} of the {len(docs)} questions in {references}; "
+                     f"the metrics are over those {answered} only")
+        warnings.warn(notes[-1], stacklevel=2)
     return out
 
 

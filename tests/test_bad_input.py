@@ -530,3 +530,14 @@ def test_weights_digest_content_or_edges_for_huge_files(tmp_path, monkeypatch):
     f.write_bytes(b"a" * 98 + b"cb")
     os.utime(f, ns=(1, 1))
     assert files.weights_digest(f) != touched  # and the last bytes
+
+
+def test_llava_answers_covering_part_of_the_references_say_so(tmp_path):
+    from qmamba_eval.rescore import rescore
+
+    refs = write_data(tmp_path / "d", "gqa", rows_for("gqa"))
+    p = tmp_path / "answers.jsonl"
+    p.write_text("".join(json.dumps({"question_id": f"g{i}", "prompt": "q", "text": "red"}) + "\n" for i in range(3)))
+    with pytest.warns(UserWarning, match="cover 3 of the 8 questions"):
+        res = rescore("gqa", p, refs)
+    assert res["n_samples"] == 3 and any("cover 3 of the 8" in n for n in res["notes"])
