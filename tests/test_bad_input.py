@@ -121,6 +121,8 @@ def test_rescore_refuses_another_tasks_samples(tmp_path, capsys):
     renamed.write_text(Path(samples).read_text())
     assert main(["score", "--task", "mme", "--predictions", str(renamed)]) == 2
     assert "references are not mme's" in err(capsys)
+    assert main(["score", "--task", "gqa", "--predictions", str(renamed)]) == 2
+    assert "but task 'gqa' has no splits" in err(capsys)
 
 
 def test_rescore_repeated_rows_are_counted_once_or_refused(tmp_path):

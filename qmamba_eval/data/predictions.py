@@ -21,6 +21,12 @@ def check_predictions(task: Task, fmt: str, samples: list, path: Path, notes: li
     if fmt == "qmamba" and m and m["task"] != task.name and m["task"] in all_tasks():
         raise ValueError(f"{path}: a samples file of task {m['task']!r}, re-scored as {task.name!r}; "
                          f"use --task {m['task']} (or rename the file if it really holds {task.name} answers)")
+    if fmt == "qmamba" and task.split_column is None:
+        odd = sorted({str(s.get("split")) for s in samples
+                      if isinstance(s, dict) and s.get("split") not in (None, "all")})
+        if odd:
+            raise ValueError(f"{path}: rows of split(s) {', '.join(odd[:5])}, but task {task.name!r} has no splits: "
+                             "another task's samples? check --task")
     out, seen, dropped = [], {}, 0
     for n, s in enumerate(samples, 1):
         where = f"{path}: row {n}" + (f" (question {s.get('question_id')})" if s.get("question_id") is not None else "")
