@@ -543,3 +543,17 @@ def test_llava_answers_covering_part_of_the_references_say_so(tmp_path):
     with pytest.warns(UserWarning, match="cover 3 of the 8 questions"):
         res = rescore("gqa", p, refs)
     assert res["n_samples"] == 3 and any("cover 3 of the 8" in n for n in res["notes"])
+
+
+def test_parquet_rows_are_type_checked_too(tmp_path, capsys):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = rows_for("textvqa", 4)
+    write_data(tmp_path / "d", "textvqa", rows)  # the images
+    table = pa.table({"question_id": [str(r["question_id"]) for r in rows], "question": [r["question"] for r in rows],
+                      "answers": ["stop"] * 4, "ocr_tokens": [["STOP"]] * 4,
+                      "image": [str(tmp_path / "d" / r["image"]) for r in rows]})
+    pq.write_table(table, tmp_path / "d" / "tv.parquet")
+    assert cli(tmp_path, "--tasks", "textvqa", "--data", str(tmp_path / "d" / "tv.parquet")) == 2
+    assert "row 1 (question 20): column 'answers' is str 'stop'" in err(capsys)
