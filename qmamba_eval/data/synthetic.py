@@ -87,9 +87,8 @@ class Scene:
         if self.kind == "sign":
             return f"A sign that says {self.text}."
         if self.kind == "sum":
-            return f"The sum {self.text} written on a card."
-        parts = [f"a {o.size} {o.color} {o.shape} at the {o.row} {o.side}" for o in self.objects]
-        return (", ".join(parts) + ".").capitalize()
+            return f"A card with {self.text}"
+        return ", ".join(f"{o.color} {o.shape}" for o in self.objects).capitalize() + "."
 
 
 @dataclass

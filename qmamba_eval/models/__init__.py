@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 
 from .mllm import MLLM, MLLMConfig
-from .presets import PRESETS, get_preset
+from .presets import PRESETS, get_preset, shipped_checkpoint
 
 __all__ = ["build_model", "MLLM", "MLLMConfig", "PRESETS", "get_preset"]
 
@@ -33,7 +33,9 @@ def build_model(name_or_path: str, device: str = "cpu", dtype=None, checkpoint: 
                 backend: str = "auto", seed: int = 0, init: str = "cpu", **projector_overrides) -> MLLM:
     """Build a model from a preset name or one of our checkpoint folders.
 
-    ``checkpoint``: weights for a preset (our folder, Cobra's ``.pt`` or a mamba-ssm LM state dict).
+    ``checkpoint``: weights for a preset (our folder, Cobra's ``.pt`` or a mamba-ssm LM state dict); by
+    default a tiny preset loads its shipped trained weights (``assets/checkpoints/<preset>``), and
+    ``"random"`` keeps the seeded random initialisation.
     ``vision_weights``: ``{backbone name: local Hugging Face folder}``; without them the vision tower is
     random (a warning says so). ``seed`` fixes any random initialisation, so runs are repeatable.
     ``init``: ``"cpu"`` builds in float32 on the CPU, then casts and moves (the same seed gives the same model
@@ -50,6 +52,8 @@ def build_model(name_or_path: str, device: str = "cpu", dtype=None, checkpoint: 
     path = Path(name_or_path)
     if name_or_path in PRESETS:
         config = get_preset(name_or_path, **projector_overrides)
+        if checkpoint is None and not projector_overrides:  # tiny presets: the shipped trained weights
+            checkpoint = shipped_checkpoint(name_or_path)
     elif path.is_dir():
         config = MLLMConfig.from_dict(read_config(path))
         config.projector_kwargs.update(projector_overrides)
@@ -70,7 +74,7 @@ def build_model(name_or_path: str, device: str = "cpu", dtype=None, checkpoint: 
     where = torch.device(device if init == "device" else "cpu")
     with where:
         model = MLLM(config, tok, vision_weights=vision_weights)
-    if checkpoint:
+    if checkpoint and checkpoint != "random":  # "random": a preset's untrained weights, seeded
         load_checkpoint(model, checkpoint, device=where)
     else:
         warnings.warn(f"model {config.name}: no checkpoint, RANDOM weights -- scores are not meaningful",

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
+from typing import Optional
 
 from .mllm import MLLMConfig
+
+# trained weights shipped for the tiny presets (``run_eval.py train``, synthetic data): <preset>/ in our format
+SHIPPED_CHECKPOINTS = Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
 
 MAMBA_2_8B = dict(d_model=2560, n_layer=64, vocab_size=50280, pad_vocab_size_multiple=8,
                   rms_norm=True, residual_in_fp32=True, fused_add_norm=True, tie_embeddings=True)
@@ -51,3 +56,9 @@ def get_preset(name: str, **projector_overrides) -> MLLMConfig:
     cfg = copy.deepcopy(lookup(PRESETS, name, "model preset"))
     cfg.projector_kwargs.update(projector_overrides)
     return cfg
+
+
+def shipped_checkpoint(name: str) -> Optional[str]:
+    """The folder of trained weights shipped for preset ``name``, or None (real-scale presets have none)."""
+    folder = SHIPPED_CHECKPOINTS / name
+    return str(folder) if (folder / "config.json").is_file() else None

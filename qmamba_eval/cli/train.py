@@ -1,0 +1,86 @@
+"""``run_eval.py train``: two-stage training on the synthetic visual-QA data (resumable)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .options import positive_int
+
+DESCRIPTION = ("Train a model in two stages on the synthetic visual-QA data: stage 1 aligns the projector on "
+               "captions (vision and LLM frozen), stage 2 tunes projector + LLM on every benchmark's questions. "
+               "Re-running the same command resumes from the last checkpoint.")
+
+
+def _stage_overrides(text: str) -> dict:
+    """``"lr=1e-3,epochs=2,train=projector+llm"`` -> dict (numbers parsed, ``+`` separates parts)."""
+    out = {}
+    for item in filter(None, (x.strip() for x in (text or "").split(","))):
+        if "=" not in item:
+            raise ValueError(f"stage option {item!r} is not KEY=VALUE")
+        key, value = (x.strip() for x in item.split("=", 1))
+        if key in ("train", "betas"):
+            parts = value.split("+")
+            out[key] = tuple(float(p) for p in parts) if key == "betas" else tuple(parts)
+            continue
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                pass
+        out[key] = None if value in ("none", "None") else value
+    return out
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", default="tiny-qmamba", help="preset (random start) or our checkpoint folder")
+    p.add_argument("--out", required=True, help="output folder (checkpoint/, model/, train.log, loss.png)")
+    p.add_argument("--config", help="a JSON TrainConfig file; the options below override it")
+    p.add_argument("--seed", type=int, help="initialisation and batch order (default 0)")
+    p.add_argument("--data-seed", type=int, help="the synthetic data's seed (default 0)")
+    p.add_argument("--data-scale", help="synthetic train split size: a scale name or SHAPES,SIGNS,SUMS scene counts")
+    p.add_argument("--max-per-task", type=positive_int, help="questions per benchmark in stage 2 (default 2500)")
+    p.add_argument("--stage1", help="stage-1 overrides, e.g. 'max_steps=50,lr=2e-3,batch_size=32'")
+    p.add_argument("--stage2", help="stage-2 overrides, e.g. 'epochs=2,lr=2e-3,precision=bfloat16'")
+    p.add_argument("--device", help="cpu | cuda (bf16: --stage2 precision=bfloat16)")
+    p.add_argument("--export-dtype", choices=["float16", "bfloat16", "float32"])
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
+
+
+def run(a) -> int:
+    import torch
+
+    from ..train import TrainConfig, train
+
+    logging.getLogger("qmamba_eval.train").setLevel(logging.INFO)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    cfg = TrainConfig.from_file(a.config).to_dict() if a.config else TrainConfig().to_dict()
+    cfg["model"] = a.model
+    for key in ("seed", "data_seed", "max_per_task", "device", "export_dtype"):
+        if getattr(a, key) is not None:
+            cfg[key] = getattr(a, key)
+    if a.data_scale:
+        parts = a.data_scale.split(",")
+        cfg["data_scale"] = tuple(int(x) for x in parts) if len(parts) == 3 else a.data_scale
+    for i, text in enumerate((a.stage1, a.stage2)):
+        if text:
+            if i >= len(cfg["stages"]):
+                raise ValueError(f"the configuration has {len(cfg['stages'])} stage(s)")
+            cfg["stages"][i].update(_stage_overrides(text))
+    config = TrainConfig.from_dict(cfg)
+    try:
+        model = train(config, a.out, progress=not a.no_progress, resume=not a.no_resume)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: run the same command again to resume from {a.out}/checkpoint", file=sys.stderr)
+        return 130
+    del model
+    summary = json.loads((Path(a.out) / "model" / "training.json").read_text())
+    print(f"model: {a.out}/model  (loss {summary['first_loss']} -> {summary['final_loss']})")
+    print(f"log: {a.out}/train.log  curve: {a.out}/loss.png")
+    return 0

@@ -1,0 +1,276 @@
+"""The two-stage trainer: stages in order, AdamW + warm-up/cosine, resumable checkpoints, log and loss curve.
+
+Output folder::
+
+    train_config.json      the configuration (a resume must match it)
+    checkpoint/            the latest resumable state: our model format (config.json + model.safetensors,
+                           float32) + trainer_state.pt (stage, step, optimiser, schedule, loss history)
+    train_log.jsonl        one line per step: stage, step, loss, lr
+    train.log              a readable log
+    loss.png               the loss curve, stages marked
+    model/                 the final model in our format (``export_dtype``), loadable by ``build_model``
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..data import synthetic
+from ..models.checkpoints import load_checkpoint, save_model
+from .config import PARTS, StageConfig, TrainConfig
+from .data import batch_order, build_examples, collate, vision_features
+
+log = logging.getLogger(__name__)
+STATE_FILE = "trainer_state.pt"
+
+
+def build_untrained(cfg: TrainConfig):
+    """The model to train: a preset with random weights (seeded) or one of our checkpoint folders."""
+    from ..models import PRESETS, build_model, get_preset
+    from ..models.mllm import MLLM
+    from ..models.text import load_tokenizer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random vision tower / random weights: expected before training
+        if cfg.model in PRESETS:
+            torch.manual_seed(cfg.seed)
+            model = MLLM(get_preset(cfg.model), load_tokenizer(None, cfg.model))
+        else:
+            model = build_model(cfg.model, seed=cfg.seed)
+    model.float().to(cfg.device)
+    model.set_backend("auto")
+    return model
+
+
+def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
+    """Linear warm-up to 1 over ``warmup`` steps, then cosine down to ``min_ratio`` at ``total``."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def set_trainable(model, parts) -> list:
+    for name in PARTS:
+        getattr(model, name).requires_grad_(name in parts)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def make_optimizer(params, stage: StageConfig) -> torch.optim.Optimizer:
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]  # biases, norms, SSM vectors
+    groups = [{"params": decay, "weight_decay": stage.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=stage.lr, betas=stage.betas)
+
+
+def batch_loss(model, feats, ids, n_target, precision: str) -> torch.Tensor:
+    """Mean cross-entropy over the target tokens (answer + EOS), visual tokens and prompt excluded."""
+    device = model.device
+    amp = precision == "bfloat16"
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+        visual = model.projector(feats.to(device))
+        embeds, mask = model._assemble(visual.float(), ids)  # the layout generate() uses: [pad][visual][text]
+        logits = model.llm(inputs_embeds=embeds, attention_mask=mask)
+    b, t = mask.shape
+    labels = torch.full((b, t), -100, dtype=torch.long, device=device)
+    for i, (row, n) in enumerate(zip(ids, n_target)):
+        labels[i, t - n:] = torch.tensor(row[-n:], device=device)
+    return F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+                           ignore_index=-100)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, out_dir, progress: bool = True, resume: bool = True):
+        self.cfg, self.out = cfg, Path(out_dir)
+        self.progress, self.resume = progress, resume
+        self.history: list[dict] = []
+
+    # -- files ----------------------------------------------------------------------------------------------
+
+    def _say(self, text: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.out / "train.log", "a") as f:
+            f.write(f"{stamp} {text}\n")
+        log.info(text)
+
+    def _check_config(self) -> None:
+        path = self.out / "train_config.json"
+        mine = json.loads(json.dumps(self.cfg.to_dict()))
+        if path.is_file() and self.resume and (self.out / "checkpoint" / STATE_FILE).is_file():
+            theirs = json.loads(path.read_text())
+            if theirs != mine:
+                diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+                raise ValueError(f"{self.out} holds a different training run (differs in {diff}); "
+                                 "use another output folder or --no-resume")
+        path.write_text(json.dumps(mine, indent=1, sort_keys=True) + "\n")
+
+    def _save(self, model, stage: int, step: int, opt, sched) -> None:
+        tmp = self.out / "checkpoint.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        save_model(model, tmp)
+        torch.save({"stage": stage, "step": step, "history": self.history,
+                    "optimizer": opt.state_dict() if opt is not None else None,
+                    "scheduler": sched.state_dict() if sched is not None else None}, tmp / STATE_FILE)
+        final = self.out / "checkpoint"
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        with open(self.out / "train_log.jsonl", "w") as f:
+            for h in self.history:
+                f.write(json.dumps(h) + "\n")
+        self._say(f"checkpoint: stage {stage} step {step}")
+
+    def _load(self, model) -> Optional[dict]:
+        ckpt = self.out / "checkpoint"
+        if not (self.resume and (ckpt / STATE_FILE).is_file()):
+            return None
+        load_checkpoint(model, ckpt, device=model.device)
+        state = torch.load(ckpt / STATE_FILE, map_location=model.device, weights_only=False)
+        self.history = state["history"]
+        self._say(f"resumed from {ckpt}: stage {state['stage']} step {state['step']}")
+        return state
+
+    # -- the run ---------------------------------------------------------------------------------------------
+
+    def run(self, stop_after: Optional[int] = None):
+        """Train every stage (resuming where a checkpoint says); ``stop_after`` N steps ends early (tests)."""
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._check_config()
+        torch.manual_seed(cfg.seed)
+        model = build_untrained(cfg)
+        state = self._load(model)
+        start_stage, start_step = (state["stage"], state["step"]) if state else (0, 0)
+        data = synthetic.generate("train", seed=cfg.data_seed, scale=cfg.data_scale)
+        frozen_vision = all("vision" not in s.train for s in cfg.stages)
+        features = vision_features(model, data.images()) if frozen_vision else None
+        n_params = {p: sum(x.numel() for x in getattr(model, p).parameters()) for p in PARTS}
+        self._say(f"model {model.config.name}: parameters {n_params}; data: synthetic train split "
+                  f"(seed {cfg.data_seed}, {len(data.scenes)} scenes)")
+        done = 0
+        for si, stage in enumerate(cfg.stages):
+            if si < start_stage:
+                continue
+            model.train()
+            params = set_trainable(model, stage.train)
+            examples = build_examples(data, stage.data, cfg.max_per_task, cfg.caption_prompt, cfg.data_seed)
+            per_epoch = math.ceil(len(examples) / stage.batch_size)
+            total = math.ceil(stage.epochs * per_epoch)
+            if stage.max_steps:
+                total = min(total, stage.max_steps)
+            warmup = int(round(stage.warmup_ratio * total))
+            opt = make_optimizer(params, stage)
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s, t=total, w=warmup, m=stage.min_lr_ratio: lr_factor(s, t, w, m))
+            step = 0
+            if state and si == start_stage and start_step > 0:
+                opt.load_state_dict(state["optimizer"])
+                sched.load_state_dict(state["scheduler"])
+                step = start_step
+            trainable = sum(p.numel() for p in params)
+            self._say(f"stage {si} {stage.name}: trains {list(stage.train)} ({trainable} parameters), "
+                      f"{len(examples)} {stage.data} examples, {total} steps of {stage.batch_size}, lr {stage.lr}")
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=step, desc=f"stage {si} {stage.name}", disable=not self.progress,
+                       dynamic_ncols=True)
+            while step < total:
+                epoch, k = divmod(step, per_epoch)
+                idx = batch_order(len(examples), stage.batch_size, cfg.seed, si, epoch)[k]
+                batch = [examples[i] for i in idx]
+                feats, ids, n_target = collate(model, batch, features if features is not None else
+                                               _live_features(model, data, batch))
+                loss = batch_loss(model, feats, ids, n_target, stage.precision)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if stage.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(params, stage.grad_clip)
+                lr = opt.param_groups[0]["lr"]
+                opt.step()
+                sched.step()
+                step += 1
+                done += 1
+                self.history.append({"stage": si, "stage_name": stage.name, "step": step, "loss": loss.item(),
+                                     "lr": lr})
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                if step % 50 == 0 or step == total:
+                    recent = [h["loss"] for h in self.history[-50:] if h["stage"] == si]
+                    self._say(f"stage {si} step {step}/{total} loss {sum(recent) / len(recent):.4f} lr {lr:.2e}")
+                if step == total:
+                    self._save(model, si + 1, 0, None, None)
+                elif step % cfg.save_every == 0 or (stop_after is not None and done >= stop_after):
+                    self._save(model, si, step, opt, sched)
+                if stop_after is not None and done >= stop_after:
+                    bar.close()
+                    self._say(f"stopped after {done} steps (stop_after)")
+                    return model
+            bar.close()
+        self._finish(model)
+        return model
+
+    def _finish(self, model) -> None:
+        plot_losses(self.history, self.out / "loss.png")
+        dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[self.cfg.export_dtype]
+        model.eval()
+        model.to(dtype)
+        folder = save_model(model, self.out / "model")
+        model.float()  # the returned model equals the exported weights
+        final = {}
+        for h in self.history:
+            final.setdefault(h["stage_name"], []).append(h["loss"])
+        summary = {"config": self.cfg.to_dict(), "steps": len(self.history),
+                   "final_loss": {k: sum(v[-20:]) / len(v[-20:]) for k, v in final.items()},
+                   "first_loss": {k: v[0] for k, v in final.items()},
+                   "parameters": sum(p.numel() for p in model.parameters()),
+                   "note": "trained on the synthetic train split only (qmamba_eval.data.synthetic)"}
+        (folder / "training.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+        self._say(f"done: {folder} (exported as {self.cfg.export_dtype}); final losses {summary['final_loss']}")
+
+
+def _live_features(model, data, batch):
+    """Vision features with gradients (a stage that trains the vision tower)."""
+    images = data.images()
+    names = sorted({e.image for e in batch})
+    pixels = model.vision.preprocess([images[n] for n in names])
+    feats = model.vision([p.to(model.device) for p in pixels]).float()
+    return dict(zip(names, feats))
+
+
+def plot_losses(history: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = 0
+    for stage in sorted({h["stage"] for h in history}):
+        ys = [h["loss"] for h in history if h["stage"] == stage]
+        name = next(h["stage_name"] for h in history if h["stage"] == stage)
+        ax.plot(range(x, x + len(ys)), ys, lw=0.8, label=f"stage {stage}: {name}")
+        x += len(ys)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (target tokens)")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_title("training loss (synthetic data)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def train(cfg: TrainConfig, out_dir, progress: bool = True, resume: bool = True, stop_after=None):
+    return Trainer(cfg, out_dir, progress, resume).run(stop_after=stop_after)

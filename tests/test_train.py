@@ -1,0 +1,104 @@
+"""The two-stage trainer on a few steps of tiny synthetic data: loss goes down, resume is exact, frozen parts
+stay frozen, the exported model loads; the shipped trained checkpoints load and look at the image."""
+
+import json
+import warnings
+
+import pytest
+import torch
+
+from qmamba_eval.train import StageConfig, TrainConfig, train
+from qmamba_eval.train.loop import build_untrained, lr_factor
+
+SCALE = (12, 4, 2)
+
+
+def tiny_config(**kw):
+    stages = kw.pop("stages", None) or [
+        StageConfig("align", train=("projector",), data="captions", max_steps=2, batch_size=3, lr=5e-3),
+        StageConfig("instruct", train=("projector", "llm"), data="qa", max_steps=2, batch_size=3, lr=5e-3)]
+    return TrainConfig(model="tiny-qmamba", stages=stages, data_scale=SCALE, max_per_task=3, save_every=2, **kw)
+
+
+def state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same(a, b, prefix):
+    return all(torch.equal(a[k], b[k]) for k in a if k.startswith(prefix))
+
+
+def test_schedule_warms_up_then_decays():
+    f = [lr_factor(s, 100, 10, 0.1) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(x >= y for x, y in zip(f[10:], f[11:])) and f[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_a_few_steps_lower_the_loss(tmp_path):
+    from qmamba_eval.data import synthetic
+    from qmamba_eval.train.data import build_examples, collate, vision_features
+    from qmamba_eval.train.loop import batch_loss
+
+    cfg = tiny_config(stages=[StageConfig("instruct", train=("projector", "llm"), data="qa", epochs=6,
+                                          batch_size=15, lr=1e-2, warmup_ratio=0.0)])
+    data = synthetic.generate("train", scale=SCALE)
+    examples = build_examples(data, "qa", cfg.max_per_task)
+
+    def loss_of(model):
+        with torch.no_grad():
+            return float(batch_loss(model, *collate(model, examples, vision_features(model, data.images())),
+                                    "float32"))
+
+    before = loss_of(build_untrained(cfg))
+    after = loss_of(train(cfg, tmp_path, progress=False))
+    assert after < 0.7 * before
+    assert (tmp_path / "loss.png").is_file() and (tmp_path / "train.log").is_file()
+    log = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 6 and log[-1]["loss"] < log[0]["loss"]
+
+
+def test_resume_continues_identically(tmp_path):
+    straight = train(tiny_config(), tmp_path / "a", progress=False)
+    stopped = train(tiny_config(), tmp_path / "b", progress=False, stop_after=3)  # inside stage 2
+    assert json.loads((tmp_path / "b" / "train_log.jsonl").read_text().splitlines()[-1])["stage"] == 1
+    resumed = train(tiny_config(), tmp_path / "b", progress=False)
+    a, b = state(straight), state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert state(stopped).keys() == a.keys()
+    la = (tmp_path / "a" / "train_log.jsonl").read_text()
+    assert la == (tmp_path / "b" / "train_log.jsonl").read_text()
+    with pytest.raises(ValueError, match="different training run"):
+        train(tiny_config(seed=1), tmp_path / "b", progress=False)
+
+
+def test_frozen_parts_stay_frozen_and_the_export_loads(tmp_path):
+    from qmamba_eval.models import build_model
+    from PIL import Image
+
+    cfg = tiny_config()
+    init = state(build_untrained(cfg))
+    after_align = state(train(cfg, tmp_path, progress=False, stop_after=2))  # the end of stage 1
+    assert same(init, after_align, "vision.") and same(init, after_align, "llm.")
+    assert not same(init, after_align, "projector.")
+    final = train(cfg, tmp_path, progress=False)
+    done = state(final)
+    rounded = {k: v.half().float() for k, v in init.items()}  # the final model is the float16 export
+    assert same(rounded, done, "vision.") and not same(after_align, done, "llm.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = build_model(str(tmp_path / "model"))
+    assert loaded.checkpoint["format"] == "ours"
+    assert all(torch.equal(v.float(), done[k]) for k, v in loaded.state_dict().items())
+    im = [Image.new("RGB", (96, 96), (200, 30, 30))]
+    final.eval()
+    assert torch.allclose(final.score_options(im, ["Is there a circle?"], ["Yes", "No"]),
+                          loaded.score_options(im, ["Is there a circle?"], ["Yes", "No"]))
+
+
+def test_cli_stage_overrides():
+    from qmamba_eval.cli.train import _stage_overrides
+
+    assert _stage_overrides("lr=1e-3,epochs=2,train=projector+llm,max_steps=none,precision=bfloat16") == {
+        "lr": 1e-3, "epochs": 2, "train": ("projector", "llm"), "max_steps": None, "precision": "bfloat16"}
+    with pytest.raises(ValueError):
+        StageConfig("x", train=("decoder",))
