@@ -30,6 +30,8 @@ What the bridge does about lmms-eval 0.7.3's own behaviour:
 
 from __future__ import annotations
 
+import json
+
 from loguru import logger as eval_logger  # lmms-eval's logger (lmms_eval.utils.eval_logger is this one)
 
 from lmms_eval.api.instance import GenerationResult
@@ -45,6 +47,20 @@ GREEDY_VALUES = {"temperature": lambda v: v in (None, 0, 0.0), "do_sample": lamb
                  "top_k": lambda v: v in (None, 0)}
 
 
+def _vision_weights(value) -> dict | None:
+    """``vision_weights`` in --model_args: JSON, ``'vision_weights={"siglip-so400m-14-384": "/hf/siglip", ...}'``
+    (lmms-eval keeps a braced value whole)."""
+    if value is None or isinstance(value, dict):
+        return value
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"vision_weights must be JSON {{backbone name: local folder}}, got {value!r}: {e}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"vision_weights must be a JSON object {{backbone name: local folder}}, got {value!r}")
+    return parsed
+
+
 def _as_bool(v) -> bool:
     return v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes", "on")
 
@@ -52,7 +68,8 @@ def _as_bool(v) -> bool:
 class QMambaLMMS(lmms):
     def __init__(self, pretrained: str = "tiny-qmamba", checkpoint: str | None = None, tokenizer: str | None = None,
                  device: str = "cpu", dtype: str | None = None, batch_size: int | str = 1, backend: str = "auto",
-                 max_new_tokens: int | str | None = None, seed: int | str = 0, **kwargs) -> None:
+                 max_new_tokens: int | str | None = None, seed: int | str = 0, vision_weights: dict | str | None = None,
+                 **kwargs) -> None:
         super().__init__()
         overrides = {k: int(v) if str(v).isdigit() else _as_bool(v) if str(v).lower() in ("true", "false") else v
                      for k, v in kwargs.items() if k in ("num_queries", "num_blocks", "local_attention")}
@@ -60,7 +77,8 @@ class QMambaLMMS(lmms):
         if unknown:
             eval_logger.warning(f"qmamba: model_args {unknown} are not used")
         self.model = build_model(pretrained, device=device or "cpu", dtype=dtype, checkpoint=checkpoint,
-                                 tokenizer=tokenizer, backend=backend, seed=int(seed), **overrides)
+                                 tokenizer=tokenizer, backend=backend, seed=int(seed),
+                                 vision_weights=_vision_weights(vision_weights), **overrides)
         self.model_info = self.model.identity()
         self.random_init = bool(self.model_info.get("random_init") or self.model_info.get("vision_random_init"))
         self.batch_size_per_gpu = int(batch_size)

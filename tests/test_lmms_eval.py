@@ -145,6 +145,19 @@ def test_batch_size_in_model_args_is_taken_not_a_type_error(lmms_log):
     assert any("batch_size=3 from --model_args wins" in m for _, m in lmms_log)
 
 
+def test_vision_weights_in_model_args_are_json():
+    from lmms_eval.utils import simple_parse_args_string
+
+    from qmamba_eval.lmms_bridge import _vision_weights
+
+    args = simple_parse_args_string('pretrained=cobra-3.5b,vision_weights={"dinov2-l-14-reg4-384": "/hf/d",'
+                                    '"siglip-so400m-14-384": "/hf/s"},device=cuda')
+    assert _vision_weights(args["vision_weights"]) == {"dinov2-l-14-reg4-384": "/hf/d", "siglip-so400m-14-384": "/hf/s"}
+    assert args["device"] == "cuda"
+    with pytest.raises(ValueError, match="JSON"):
+        _vision_weights("/hf/d")
+
+
 def test_vqav2_scores_agree():
     from lmms_eval.tasks.vqav2.utils import vqav2_process_results
 
