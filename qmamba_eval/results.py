@@ -146,6 +146,11 @@ def run_lock(folder: Path):
             holder = f.read().strip() or "another process"
             raise RunFolderBusy(f"{folder} is in use by another run ({holder}); wait for it to finish, or "
                                 "choose another --run-name / --output-dir") from None
+        except OSError as e:  # a file system without locks (some network mounts): say so, and go on
+            import warnings
+
+            warnings.warn(f"{path}: cannot lock the run folder ({e.strerror or e}); do not start two runs "
+                          "into it at once", stacklevel=3)
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
