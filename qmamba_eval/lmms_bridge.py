@@ -22,8 +22,9 @@ What the bridge does about lmms-eval 0.7.3's own behaviour:
 - Decoding is greedy. Generation kwargs asking for anything else (``temperature`` > 0, ``do_sample``,
   ``num_beams`` > 1, ``top_p`` < 1) and kwargs the bridge does not know are ignored with a warning (once per
   key and value).
-- A model without a checkpoint has random weights: lmms-eval silences Python ``warnings``, so this is also
-  logged through lmms-eval's logger (at load and again when the requests are done), and the class lmms-eval
+- Parts of the model no weights were loaded for (no checkpoint; a Cobra ``.pt`` without ``vision_weights``; a
+  bare LM state dict) are random: lmms-eval silences Python ``warnings``, so this is also logged through
+  lmms-eval's logger (at load and again when the requests are done), and the class lmms-eval
   records as ``config.model_backend`` in its results file is then named ``QMambaLMMS[random_init=True]``.
   ``model_info`` holds the model's full identity (checkpoint, ``random_init``, kernels, dtype, ...).
 """
@@ -61,6 +62,16 @@ def _vision_weights(value) -> dict | None:
     return parsed
 
 
+def _random_parts(info: dict) -> list[str]:
+    """The parts of the model no weights were loaded for (``MLLM.identity()``: the checkpoint's ``loaded`` parts;
+    the vision tower also counts as loaded from ``vision_weights``)."""
+    checkpoint = info.get("checkpoint")
+    loaded = set(checkpoint.get("loaded", [])) if isinstance(checkpoint, dict) else set()
+    if not info.get("vision_random_init"):
+        loaded.add("vision")
+    return [part for part in ("vision", "projector", "llm") if part not in loaded]
+
+
 def _as_bool(v) -> bool:
     return v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes", "on")
 
@@ -80,7 +91,8 @@ class QMambaLMMS(lmms):
                                  tokenizer=tokenizer, backend=backend, seed=int(seed),
                                  vision_weights=_vision_weights(vision_weights), **overrides)
         self.model_info = self.model.identity()
-        self.random_init = bool(self.model_info.get("random_init") or self.model_info.get("vision_random_init"))
+        self.random_parts = _random_parts(self.model_info)
+        self.random_init = bool(self.random_parts)
         self.batch_size_per_gpu = int(batch_size)
         self.max_new_tokens = None if max_new_tokens in (None, "") else int(max_new_tokens)
         self._logged: set = set()
@@ -107,11 +119,8 @@ class QMambaLMMS(lmms):
     # -- logging ------------------------------------------------------------------------
 
     def _warn_random(self) -> None:
-        info = self.model_info
-        parts = [p for p, on in (("LLM and projector (no checkpoint)", info.get("random_init")),
-                                 ("vision tower", info.get("vision_random_init"))) if on]
-        eval_logger.warning(f"qmamba: model {info.get('name')} has RANDOM weights ({', '.join(parts)}) -- "
-                            "its scores are not meaningful")
+        eval_logger.warning(f"qmamba: model {self.model_info.get('name')} has RANDOM weights "
+                            f"({', '.join(self.random_parts)}) -- its scores are not meaningful")
 
     def _once(self, key, level: str, message: str) -> None:
         if key not in self._logged:

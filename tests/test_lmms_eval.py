@@ -91,7 +91,7 @@ def test_loglikelihood_survives_lmms_eval_unwrap_and_argmin_picks_the_likelier_c
 def test_bridge_logs_random_weights_max_new_tokens_and_ignored_gen_kwargs(lmms_log):
     from qmamba_eval.lmms_bridge import QMambaLMMS
 
-    lm = QMambaLMMS(pretrained="tiny-qmamba", max_new_tokens="3", batch_size=4)
+    lm = QMambaLMMS(pretrained="tiny-qmamba", checkpoint="random", max_new_tokens="3", batch_size=4)
     assert any("RANDOM weights" in m for lvl, m in lmms_log if lvl == "WARNING")
     assert type(lm).__name__ == "QMambaLMMS[random_init=True]" and lm.model_info["random_init"] is True
     assert isinstance(lm, QMambaLMMS)
@@ -156,6 +156,16 @@ def test_vision_weights_in_model_args_are_json():
     assert args["device"] == "cuda"
     with pytest.raises(ValueError, match="JSON"):
         _vision_weights("/hf/d")
+
+
+def test_random_parts_follow_what_the_checkpoint_loaded():
+    from qmamba_eval.lmms_bridge import _random_parts
+
+    assert _random_parts({"checkpoint": None, "vision_random_init": True}) == ["vision", "projector", "llm"]
+    ours = {"path": "x", "format": "ours", "loaded": ["vision", "projector", "llm"]}
+    assert _random_parts({"checkpoint": ours, "vision_random_init": True}) == []
+    lm_only = {"path": "x", "format": "mamba_ssm", "loaded": ["llm"]}
+    assert _random_parts({"checkpoint": lm_only, "vision_random_init": False}) == ["projector"]
 
 
 def test_vqav2_scores_agree():
