@@ -30,9 +30,16 @@ def load_layout(folder: Path):
     if qf is None:
         raise FileNotFoundError(f"{folder}: GQA layout needs testdev_balanced_questions.json")
     root = folder / "images" if (folder / "images").is_dir() else folder
-    rows = [{"id": qid, "imageId": q["imageId"], "question": q["question"], "answer": q["answer"],
-             "fullAnswer": q.get("fullAnswer"), "image": str(root / f"{q['imageId']}.jpg")}
-            for qid, q in read_json(qf).items()]
+    questions = read_json(qf)
+    if not isinstance(questions, dict):
+        raise ValueError(f"{qf}: expected GQA's {{questionId: {{imageId, question, answer}}}} object")
+    rows = []
+    for n, (qid, q) in enumerate(questions.items(), 1):
+        missing = [k for k in ("imageId", "question", "answer") if not isinstance(q, dict) or k not in q]
+        if missing:
+            raise ValueError(f"{qf}: question {n} (id {qid}) lacks field(s) {missing}")
+        rows.append({"id": qid, "imageId": q["imageId"], "question": q["question"], "answer": q["answer"],
+                     "fullAnswer": q.get("fullAnswer"), "image": str(root / f"{q['imageId']}.jpg")})
     return rows, [qf]
 
 
