@@ -20,7 +20,7 @@ def add_arguments(p) -> None:
     p.add_argument("--systems", help="comma-separated (default: reference,qmamba,qformer,cobra,vlmamba,llava-style)")
     p.add_argument("--tokens", type=_ints, help="image-token counts N, square numbers (default: 64,256,729,2304,"
                                                 "9216 on CUDA; 16,64 on the CPU)")
-    p.add_argument("--batches", type=_ints, help="batch sizes (default: 1,16 on CUDA; 1,2 on the CPU)")
+    p.add_argument("--batches", type=_ints, help="batch sizes (default: 1,8 on CUDA; 1,2 on the CPU)")
     p.add_argument("--queries", type=_ints, help="Q-Mamba query counts for the trade-off plot ('' for none)")
     p.add_argument("--tiny", action="store_true", help="tiny presets even on CUDA")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per figure (median)")

@@ -1,7 +1,7 @@
 """Fast prefill and single-token step for ``models.mamba.MambaLM`` (same weights, no copies).
 
-Prefill follows mamba-ssm's layout (one in_proj GEMM straight into (b, 2d, l), batched GEMMs for x_proj /
-dt_proj in the scan's layout, fused add + RMSNorm) and writes the conv / SSM states of every layer into
+Prefill follows mamba-ssm's layout (one in_proj GEMM straight into (b, 2d, l), one x_proj GEMM over all b*l
+rows, dt_proj's GEMM written straight in the scan's layout, fused add + RMSNorm) and writes the conv / SSM states of every layer into
 a static ``MambaState`` that the decode step (CUDA-graph friendly: fixed shapes, in-place updates) reads.
 
 Left padding costs no extra pass over the activations: the embeddings are zeroed at padded positions once,
@@ -70,34 +70,35 @@ class FastMambaLM:
         fills rows [:b] of ``state``."""
         b, l, d = embeds.shape
         hidden = embeds.to(self.lm.lm_head.weight.dtype)
-        pad_row = None
+        pad_col = None
         if mask is not None:
             maskf = mask.to(hidden.dtype)
             hidden = hidden * maskf.unsqueeze(-1)
-            pad_row = (1 - maskf).unsqueeze(1)  # (b, 1, l)
+            pad_col = (1 - maskf).reshape(b * l, 1)  # (b*l, 1): 1 at padding
         residual = None
         for i, (mixer, norm) in enumerate(zip(self.mixers, self.norms)):
             normed, residual = self.k.add_rmsnorm(hidden, residual, norm.weight, norm.eps)
-            hidden = self._mixer_prefill(i, mixer, normed, pad_row, state)
+            hidden = self._mixer_prefill(i, mixer, normed, pad_col, state)
         h_last, r_last = hidden[:, -1], residual[:, -1]
         normed, _ = self.k.add_rmsnorm(h_last, r_last, self.lm.backbone.norm_f.weight,
                                        self.lm.backbone.norm_f.eps, prenorm=False)
         return self.lm.lm_head(normed)  # (b, V)
 
-    def _mixer_prefill(self, i, m, normed, pad_row, state):
+    def _mixer_prefill(self, i, m, normed, pad_col, state):
         b, l, d = normed.shape
-        r, n = self.dt_rank, self.d_state
-        xz = (m.in_proj.weight @ normed.reshape(b * l, d).t()).view(2 * self.d_inner, b, l).transpose(0, 1)
+        r, n, di = self.dt_rank, self.d_state, self.d_inner
+        xz = (m.in_proj.weight @ normed.reshape(b * l, d).t()).view(2 * di, b, l).transpose(0, 1)
         x, z = xz.chunk(2, dim=1)  # (b, d_inner, l) views, stride 1 along l
         state.conv[i, :b].copy_(F.pad(x, (max(self.d_conv - l, 0), 0))[..., -self.d_conv:])
         x = self.k.conv(x, self.conv_w[i], m.conv1d.bias)  # (b, d_inner, l)
-        x_dbl = torch.matmul(m.x_proj.weight, x)  # (b, r + 2n, l)
-        if pad_row is None:
-            dt = torch.matmul(m.dt_proj.weight, x_dbl[:, :r])  # (b, d_inner, l)
-        else:
-            dt = torch.matmul(self.dt_w_masked[i], torch.cat([x_dbl[:, :r], pad_row], dim=1))
-        Bm = x_dbl[:, r:r + n].contiguous()  # (b, n, l)
-        Cm = x_dbl[:, r + n:].contiguous()
+        x_dbl = F.linear(x.transpose(1, 2).reshape(b * l, di), m.x_proj.weight)  # (b*l, r + 2n): one GEMM
+        if pad_col is None:
+            dt = m.dt_proj.weight @ x_dbl[:, :r].t()  # (d_inner, b*l)
+        else:  # padding folded into the same GEMM: an extra input column (1 at padding) times -1e4
+            dt = self.dt_w_masked[i] @ torch.cat([x_dbl[:, :r], pad_col], dim=1).t()
+        dt = dt.view(di, b, l).transpose(0, 1)  # (b, d_inner, l) view, stride 1 along l
+        Bm = x_dbl[:, r:r + n].view(b, l, n).transpose(1, 2).contiguous()  # (b, n, l)
+        Cm = x_dbl[:, r + n:].view(b, l, n).transpose(1, 2).contiguous()
         y, last = self.k.scan_prefill(x, dt, self.A[i], Bm, Cm, self.D[i], z, self.dt_bias[i])
         state.ssm[i, :b].copy_(last)
         return torch.matmul(y.transpose(1, 2), m.out_proj.weight.t())  # (b, l, d_model)

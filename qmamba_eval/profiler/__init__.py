@@ -18,7 +18,7 @@ from .sweep import run_sweep
 from .systems import GPU_SYSTEMS, TINY_SYSTEMS, ProjectReference, ProjectSystem, reference_available
 
 DEFAULT_TOKENS = {"cuda": (64, 256, 729, 2304, 9216), "cpu": (16, 64)}
-DEFAULT_BATCHES = {"cuda": (1, 16), "cpu": (1, 2)}
+DEFAULT_BATCHES = {"cuda": (1, 8), "cpu": (1, 2)}
 DEFAULT_QUERIES = {"cuda": (64, 144, 256, 576, 729), "cpu": (4, 16)}
 
 

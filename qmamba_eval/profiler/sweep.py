@@ -36,7 +36,7 @@ def measure_floors(device) -> dict:
 
 
 def point(system, n_tokens: int, batch: int, device, floors: dict, warmup=1, repeats=3, long=True) -> dict:
-    """All figures of one sweep point."""
+    """All figures of one sweep point; ``long``: also the 256-token answer (at batch 1)."""
     row = {"system": system.name, "kind": system.kind, "n_tokens": n_tokens, "batch": batch, "status": "ok"}
     try:
         system.prepare(n_tokens, batch)
@@ -102,6 +102,7 @@ def run_sweep(systems_factory, names, n_tokens, batches, device, log=print, warm
     largest N swept when 729 is not) for the query-count trade-off.
     """
     floors = measure_floors(device)
+    long_n = 729 if 729 in n_tokens else max(n_tokens)  # Cobra's protocol point (256-token answers, batch 1)
     rows, infos = [], {}
     jobs = [(name, n_tokens, batches) for name in names]
     if query_counts:
@@ -115,7 +116,7 @@ def run_sweep(systems_factory, names, n_tokens, batches, device, log=print, warm
         log(f"{name}: built in {build_s:.1f} s")
         for n in ns:
             for b in bs:
-                r = point(system, n, b, device, floors, warmup, repeats, long)
+                r = point(system, n, b, device, floors, warmup, repeats, long and n == long_n)
                 rows.append(r)
                 log(f"  N={n:5d} B={b:3d} {r['status']}: ttft {r.get('ttft_ms', float('nan')):.1f} ms, "
                     f"decode {r.get('decode_ms_per_token', float('nan')):.2f} ms/token, "

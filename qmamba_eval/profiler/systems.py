@@ -115,7 +115,10 @@ class ReferencePipeline:
         from mamba_ssm.models.config_mamba import MambaConfig
         from mamba_ssm.models.mixer_seq_simple import MambaLMHeadModel
 
+        from ..models import _dtype
+
         torch.manual_seed(seed)
+        dtype = _dtype(dtype) or torch.float32
         self.name, self.device, self.dtype, self.vocab = "reference", torch.device(device), dtype, vocab
         self.specs = list(ENCODERS["dinosiglip-384"])
         with self.device:
