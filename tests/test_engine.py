@@ -161,6 +161,7 @@ def test_engine_answers_equal_the_reference(name):
     assert m.identity()["engine"]["name"] == "engine"
 
 
+@pytest.mark.slow
 def test_runner_with_the_engine_and_workers_gives_the_reference_answers(tmp_path):
     from qmamba_eval.results import read_samples
     from qmamba_eval.runner import RunConfig, Runner

@@ -16,6 +16,7 @@ def tiny_profile(tmp_path_factory):
     return out, res
 
 
+@pytest.mark.slow
 def test_profile_writes_rows_files_and_plots(tiny_profile):
     out, res = tiny_profile
     df = res["frame"]
@@ -33,6 +34,7 @@ def test_profile_writes_rows_files_and_plots(tiny_profile):
         assert (out / name).stat().st_size > 0, name
 
 
+@pytest.mark.slow
 def test_profile_json_has_a_scorecard_section_the_scorecard_reads(tiny_profile, tmp_path):
     from qmamba_eval.scorecard import compare, verdict
 
