@@ -379,11 +379,11 @@ def test_official_layouts_name_the_bad_file(tmp_path, capsys):
     gqa.mkdir()
     (gqa / "testdev_balanced_questions.json").write_text(json.dumps([{"imageId": "x", "question": "q"}]))
     assert cli(tmp_path, "--tasks", "gqa", "--data", str(gqa)) == 2
-    assert f"--data {gqa}: not readable as the gqa official layout" in err(capsys)
+    assert f"{gqa / 'testdev_balanced_questions.json'}: expected GQA's" in err(capsys)  # the file named
     (gqa / "testdev_balanced_questions.json").write_text(json.dumps({"q1": {"imageId": "x", "question": "q"}}))
     assert cli(tmp_path, "--tasks", "gqa", "--data", str(gqa)) == 2
     e = err(capsys)
-    assert f"--data {gqa}: not readable" in e and "'answer'" in e
+    assert "testdev_balanced_questions.json: question 1 (id q1) lacks field(s) ['answer']" in e
     mme = tmp_path / "mme" / "existence"
     mme.mkdir(parents=True)
     _image(mme / "a.png", 1)
