@@ -546,6 +546,7 @@ def test_llava_answers_covering_part_of_the_references_say_so(tmp_path):
 
 
 def test_parquet_rows_are_type_checked_too(tmp_path, capsys):
+    pytest.importorskip("datasets", reason="datasets (parquet loading) is not installed")
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 

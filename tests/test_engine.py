@@ -145,9 +145,12 @@ def test_assemble_matches_the_reference_layout():
 
 @pytest.mark.parametrize("name", TINY)
 def test_engine_answers_equal_the_reference(name):
-    m = sharpen(build_model(name))
     ims = images()
-    ref = m.generate(ims, PROMPTS, max_new_tokens=6)
+    for seed in range(8):  # random tiny weights may answer every row alike (seed and torch version dependent)
+        m = sharpen(build_model(name, seed=seed))
+        ref = m.generate(ims, PROMPTS, max_new_tokens=6)
+        if name not in ("tiny-qmamba", "tiny-llava-style") or len(set(ref)) > 1:
+            break
     engine = attach(m)
     # the same pixels as the reference (PIL preprocessing), so answers must be identical
     pixels = m.vision.preprocess(ims)

@@ -29,8 +29,6 @@ def _jsonl(task: Task, path: Path):
 
 
 def _parquet(path: Path):
-    import datasets
-
     files = [str(path)] if path.is_file() else sorted(str(p) for p in path.rglob("*.parquet"))
     if not files:
         raise FileNotFoundError(f"{path}: no parquet files")
@@ -42,6 +40,11 @@ def _parquet(path: Path):
         raise ValueError(f"--data {path}: not readable as parquet ({type(e).__name__}: {e})") from None
     if n == 0:
         raise ValueError(f"--data {path}: the parquet file(s) hold no rows")
+    try:
+        import datasets
+    except ImportError:
+        raise ValueError(f"--data {path}: reading parquet needs the 'datasets' package (pip install datasets); "
+                         "or give the rows as .jsonl") from None
     try:
         ds = datasets.load_dataset("parquet", data_files=files, split="train")
     except Exception as e:  # datasets' own wrappers of arrow errors
