@@ -18,6 +18,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
+
+
 def parse_assignments(items) -> dict:
     """``["TASK=VALUE", "VALUE"]`` -> ``{"TASK": "VALUE", "*": "VALUE"}`` (a bare value applies to every task)."""
     out = {}
