@@ -28,8 +28,8 @@ def add_arguments(p) -> None:
                    help="likelihood: pick the likelier of the task's answers (POPE, MME: Yes / No)")
     p.add_argument("--engine", choices=["auto", "engine", "reference"], default="auto",
                    help="auto: the fast engine on CUDA, MLLM.generate elsewhere; reference: always MLLM.generate")
-    p.add_argument("--workers", type=nonnegative_int, help="image-decoding DataLoader workers (default: 0 on the CPU, up to 8 "
-                                               "with the engine)")
+    p.add_argument("--workers", type=nonnegative_int,
+                   help="image-decoding DataLoader workers (default: 0 on the CPU, up to 8 with the engine)")
     p.add_argument("--cache-dir", help="Hugging Face datasets cache dir")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plot", action="store_true", help="skip summary.png")
