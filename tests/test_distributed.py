@@ -135,3 +135,18 @@ def test_sigkill_of_one_rank_loses_nothing(single, tmp_path):
     res = json.loads((out / "results.json").read_text())["tasks"]
     assert res["pope"]["n_resumed"] >= 1 and res["pope"]["n_samples"] == 9
     assert not list(out.glob("*.shard*"))
+
+
+@needs_torchrun
+def test_profile_spreads_systems_over_ranks_and_merges_one_report(tmp_path):
+    out = tmp_path / "prof"
+    cmd = [TORCHRUN, "--standalone", "--nproc-per-node=2", str(ROOT / "run_eval.py"), "profile", "--systems",
+           "qmamba,cobra,qformer", "--tokens", "16", "--batches", "1", "--queries", "", "--repeats", "1", "--no-long",
+           "--output-dir", str(out)]
+    p = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"},
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    doc = json.loads((out / "profile.json").read_text())
+    assert doc["world_size"] == 2 and len(doc["floors"]["per_rank"]) == 2
+    assert sorted({r["system"] for r in doc["rows"]}) == ["cobra", "qformer", "qmamba"]  # every system, once
+    assert len(doc["rows"]) == 3 and (out / "profile.csv").is_file()

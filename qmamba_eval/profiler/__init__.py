@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..distributed import init_world, rank_device
 from ..results import environment, write_json_atomic
 from .report import frame, markdown, plots, profile_section
 from .sweep import run_sweep
@@ -43,6 +44,8 @@ def factory(device, dtype, tiny: bool, seed: int = 0):
 
 def profile(out_dir, device="cpu", dtype=None, systems=None, n_tokens=None, batches=None, query_counts=None,
             tiny=None, repeats=3, warmup=1, long=True, name=None, log=print) -> dict:
+    world = init_world(str(device))  # under torchrun: whole systems spread over the ranks' GPUs
+    device = rank_device(str(device), world)
     kind = torch.device(device).type
     tiny = (kind != "cuda") if tiny is None else tiny
     systems = list(systems or ["reference", *GPU_SYSTEMS])
@@ -53,13 +56,24 @@ def profile(out_dir, device="cpu", dtype=None, systems=None, n_tokens=None, batc
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rows, infos, floors = run_sweep(factory(device, dtype, tiny), systems, n_tokens, batches, device, log,
-                                    warmup, repeats, query_counts, long)
+                                    warmup, repeats, query_counts, long, shard=(world.rank, world.size))
+    if world.distributed:  # rank 0 gathers every rank's points and writes the one report
+        import torch.distributed as dist
+
+        parts = [None] * world.size if world.is_main else None
+        dist.gather_object((rows, infos, floors), parts, dst=0)
+        world.close()
+        if not world.is_main:
+            return {"doc": None, "frame": None, "plots": []}
+        rows = [r for part_rows, _, _ in parts for r in part_rows]
+        infos = {k: v for _, part_infos, _ in parts for k, v in part_infos.items()}
+        floors = {**floors, "per_rank": [f for _, _, f in parts]}
     wall = time.perf_counter() - t0
     df = frame(rows)
     df.to_csv(out / "profile.csv", index=False)
     meta = {"name": name or out.name, "device": str(device), "dtype": str(dtype), "tiny": tiny,
             "n_tokens": n_tokens, "batches": batches, "query_counts": list(query_counts), "repeats": repeats,
-            "warmup": warmup, "wall_s": round(wall, 1), "floors": floors, "systems": infos,
+            "warmup": warmup, "wall_s": round(wall, 1), "floors": floors, "systems": infos, "world_size": world.size,
             "environment": environment(str(device)),
             "notes": ["random weights; systems built on the device (their weights differ from CPU-built ones)",
                       "image-token counts are square grids: encoders run at patch*sqrt(N) pixels",

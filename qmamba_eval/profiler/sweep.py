@@ -95,11 +95,12 @@ def _flops(row, system, n_tokens, batch, length, floors):
 
 
 def run_sweep(systems_factory, names, n_tokens, batches, device, log=print, warmup=1, repeats=3,
-              query_counts=(), long=True) -> tuple[list, dict, dict]:
+              query_counts=(), long=True, shard: tuple[int, int] = (0, 1)) -> tuple[list, dict, dict]:
     """Build each system in turn (``systems_factory(name) -> system``), sweep it, free it.
 
     Returns (rows, per-system info, floors). ``query_counts``: extra Q-Mamba variants at N = 729 (or the
-    largest N swept when 729 is not) for the query-count trade-off.
+    largest N swept when 729 is not) for the query-count trade-off. ``shard=(rank, size)``: this process measures
+    systems ``rank, rank + size, ...`` only (each on its own GPU: nothing is timed while another rank shares it).
     """
     floors = measure_floors(device)
     long_n = 729 if 729 in n_tokens else max(n_tokens)  # Cobra's protocol point (256-token answers, batch 1)
@@ -108,7 +109,8 @@ def run_sweep(systems_factory, names, n_tokens, batches, device, log=print, warm
     if query_counts:
         n_q = 729 if 729 in n_tokens else max(n_tokens)
         jobs += [(f"qmamba-q{q}", [n_q], batches) for q in query_counts]
-    for name, ns, bs in jobs:
+    rank, size = shard
+    for name, ns, bs in jobs[rank::size]:
         t = time.perf_counter()
         system = systems_factory(name)
         build_s = time.perf_counter() - t
