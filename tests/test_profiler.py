@@ -68,3 +68,16 @@ def test_oom_point_is_recorded_and_the_sweep_goes_on():
     assert row["status"] == "oom" and "out of memory" in row["error"]
     sec = profile_section(pd.DataFrame([row]))
     assert sec == {"reference": None, "figures": {}}
+
+
+def test_time_stages_times_each_stage_and_the_chain_in_the_same_runs():
+    import time
+
+    from qmamba_eval.profiler.timing import time_stages
+
+    seen = []
+    stages = [lambda: time.sleep(0.02) or 1, lambda x: time.sleep(0.04) or seen.append(x) or x + 1,
+              lambda x: seen.append(x) or x]
+    (a, b, c), total = time_stages(stages, "cpu", warmup=1, repeats=3)
+    assert seen == [1, 2] * 4  # each stage got the previous one's output, in 1 + 3 runs
+    assert 15 < a < 35 and 35 < b < 70 and c < 5 and abs(total - (a + b + c)) < 5

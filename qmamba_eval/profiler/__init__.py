@@ -54,9 +54,11 @@ def profile(out_dir, device="cpu", dtype=None, systems=None, n_tokens=None, batc
     query_counts = DEFAULT_QUERIES[kind] if query_counts is None else query_counts
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / f"points.rank{world.rank}.jsonl").unlink(missing_ok=True)  # a killed earlier sweep's points
     t0 = time.perf_counter()
     rows, infos, floors = run_sweep(factory(device, dtype, tiny), systems, n_tokens, batches, device, log,
-                                    warmup, repeats, query_counts, long, shard=(world.rank, world.size))
+                                    warmup, repeats, query_counts, long, shard=(world.rank, world.size),
+                                    rows_file=out / f"points.rank{world.rank}.jsonl")
     if world.distributed:  # rank 0 gathers every rank's points and writes the one report
         import torch.distributed as dist
 
@@ -82,6 +84,8 @@ def profile(out_dir, device="cpu", dtype=None, systems=None, n_tokens=None, batc
     rows_out = df.astype(object).where(df.notna(), None).to_dict(orient="records")  # NaN -> null
     doc = {**meta, "profile": profile_section(df), "rows": rows_out}
     write_json_atomic(out / "profile.json", doc)
+    for f in out.glob("points.rank*.jsonl"):  # the report holds every point now
+        f.unlink()
     pngs = plots(df, out)
     (out / "report.md").write_text(markdown(df, meta))
     log(f"profile: {len(df)} points in {wall:.1f} s -> {out}")

@@ -1,7 +1,8 @@
 """The sweep: every system at every (image tokens N, batch) point; one row of figures per point.
 
-Per point (medians of ``repeats`` after ``warmup``, CUDA events on CUDA): vision, projector, LLM prefill,
-time to first token (pixels to first token), decode ms per token, end-to-end for a short answer (8 tokens) and,
+Per point (medians of ``repeats`` after ``warmup``, CUDA events on CUDA): vision, projector, LLM prefill and
+time to first token (pixels to first token), all four from the same runs of the chain (events between stages),
+decode ms per token, end-to-end for a short answer (8 tokens) and,
 at batch 1, a 256-token description (Cobra's protocol); samples/s and tokens/s; peak allocator memory and NVML
 device memory; prefill TFLOP/s and the fraction of the floor (floors measured in the same run on CUDA).
 An out-of-memory point is recorded as ``status: oom`` and the sweep goes on.
@@ -16,7 +17,8 @@ import torch
 
 from ..models.flops import vit_flops
 from ..models.vision import BACKBONES
-from .timing import is_oom, nvml_used_gib, peak_gib, reset_peak, sync, time_ms
+from ..results import append_samples
+from .timing import is_oom, nvml_used_gib, peak_gib, reset_peak, sync, time_ms, time_stages
 
 SHORT, LONG = 8, 256
 
@@ -41,15 +43,13 @@ def point(system, n_tokens: int, batch: int, device, floors: dict, warmup=1, rep
     try:
         system.prepare(n_tokens, batch)
         reset_peak(device)
-        row["vision_ms"] = time_ms(system.vision, device, warmup, repeats)
-        feats = system.vision()
-        row["projector_ms"] = time_ms(lambda: system.project(feats), device, warmup, repeats)
-        visual = system.project(feats)
+        # one chain, pixels to first token, timed stage by stage in the same runs
+        stages = [system.vision, system.project, lambda v: system.prefill(v).argmax(-1)]
+        (row["vision_ms"], row["projector_ms"], row["prefill_ms"]), row["ttft_ms"] = time_stages(
+            stages, device, warmup, repeats)
+        visual = system.project(system.vision())
         row["llm_tokens"] = length = system.llm_length(visual)
         row["visual_tokens_to_llm"] = int(visual.shape[1])
-        row["prefill_ms"] = time_ms(lambda: system.prefill(visual), device, warmup, repeats)
-        row["ttft_ms"] = time_ms(lambda: system.prefill(system.project(system.vision())).argmax(-1), device,
-                                 warmup, repeats)
         if not getattr(system, "decode_by_length", False):
             system.prefill(visual)
             row["decode_ms_per_token"] = time_ms(lambda: system.decode_steps(16), device, 1, repeats) / 16
@@ -95,12 +95,13 @@ def _flops(row, system, n_tokens, batch, length, floors):
 
 
 def run_sweep(systems_factory, names, n_tokens, batches, device, log=print, warmup=1, repeats=3,
-              query_counts=(), long=True, shard: tuple[int, int] = (0, 1)) -> tuple[list, dict, dict]:
+              query_counts=(), long=True, shard: tuple[int, int] = (0, 1), rows_file=None) -> tuple[list, dict, dict]:
     """Build each system in turn (``systems_factory(name) -> system``), sweep it, free it.
 
     Returns (rows, per-system info, floors). ``query_counts``: extra Q-Mamba variants at N = 729 (or the
     largest N swept when 729 is not) for the query-count trade-off. ``shard=(rank, size)``: this process measures
     systems ``rank, rank + size, ...`` only (each on its own GPU: nothing is timed while another rank shares it).
+    ``rows_file``: every row is also appended there (fsync-ed) as it is measured, so a killed sweep keeps its points.
     """
     floors = measure_floors(device)
     long_n = 729 if 729 in n_tokens else max(n_tokens)  # Cobra's protocol point (256-token answers, batch 1)
@@ -120,6 +121,8 @@ def run_sweep(systems_factory, names, n_tokens, batches, device, log=print, warm
             for b in bs:
                 r = point(system, n, b, device, floors, warmup, repeats, long and n == long_n)
                 rows.append(r)
+                if rows_file is not None:
+                    append_samples(rows_file, [{"key": f"{name}/{n}/{b}", **r}])
                 log(f"  N={n:5d} B={b:3d} {r['status']}: ttft {r.get('ttft_ms', float('nan')):.1f} ms, "
                     f"decode {r.get('decode_ms_per_token', float('nan')):.2f} ms/token, "
                     f"{r.get('samples_per_s', float('nan')):.1f} samples/s")
