@@ -237,11 +237,11 @@ def test_resume_refuses_a_checkpoint_overwritten_in_place(tmp_path, capsys):
     from qmamba_eval.models.checkpoints import save_model
 
     ck = tmp_path / "ck"
-    save_model(build_model("tiny-qmamba", seed=0), ck)
+    save_model(build_model("tiny-qmamba", checkpoint="random", seed=0), ck)
     g = str(write_data(tmp_path / "d", "gqa", rows_for("gqa", 4)))
     args = ("--tasks", "gqa", "--data", g, "--checkpoint", str(ck), "--run-name", "w")
     assert cli(tmp_path, *args) == 0
-    save_model(build_model("tiny-qmamba", seed=1), ck)  # other weights, same path
+    save_model(build_model("tiny-qmamba", checkpoint="random", seed=1), ck)  # other weights, same path
     assert cli(tmp_path, *args) == 2
     e = err(capsys)
     assert "the weights changed since its samples were written: checkpoint" in e and "delete the folder" in e

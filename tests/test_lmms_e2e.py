@@ -148,7 +148,7 @@ def test_lmms_eval_multiple_choice_task_matches_our_likelihood_mode(tmp_path, lm
 
     model = build_model("tiny-qmamba")
     images = [Image.open(SAMPLE / "images" / s["doc"]["image"]).convert("RGB") for s in samples]
-    logp = model.score_options(images, [s["arguments"][0][0] for s in samples], ["Yes", "No"])
+    logp = model.score_options(images, [s["arguments"][0] for s in samples], ["Yes", "No"])  # the context
     for s, (yes, no) in zip(samples, logp.tolist()):
         (loss_yes, _), (loss_no, _) = s["filtered_resps"]
         # the losses lmms-eval took argmin over are our summed log-probabilities of "Yes" / "No", negated ...

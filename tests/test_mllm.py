@@ -70,7 +70,7 @@ def test_generate_stop_strings_and_length():
 
 
 def test_identity_records_backend_and_random_init():
-    ident = build_model("tiny-qmamba").identity()
+    ident = build_model("tiny-qmamba", checkpoint="random").identity()
     assert ident["random_init"] and ident["mamba_backend"] == "reference"
     assert ident["parameters"] > 0 and len(ident["config_fingerprint"]) == 12
 
