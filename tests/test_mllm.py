@@ -153,3 +153,10 @@ def test_same_seed_same_model_whatever_the_dtype():
 def test_backend_not_applicable_without_mamba_layers():
     assert build_model("tiny-llava-style").backend == "n/a"
     assert build_model("tiny-qformer").backend == "reference"  # the Mamba LLM still counts
+
+
+def test_vision_loaded_from_a_checkpoint_is_not_recorded_as_random(tmp_path):
+    save_model(build_model("tiny-qmamba", checkpoint="random", seed=3), tmp_path / "ck")
+    assert build_model("tiny-qmamba", checkpoint="random").identity()["vision_random_init"]
+    ident = build_model("tiny-qmamba", checkpoint=str(tmp_path / "ck")).identity()
+    assert not ident["random_init"] and not ident["vision_random_init"]

@@ -115,6 +115,8 @@ def load_checkpoint(model: nn.Module, path, device="cpu") -> str:
     loaded = {"ours": ["vision", "projector", "llm"], "ours_flat": ["vision", "projector", "llm"],
               "cobra": ["projector", "llm"], "mamba_ssm": ["llm"]}[fmt]
     model.checkpoint = {"path": str(path), "format": fmt, "loaded": loaded}  # the rest stays as initialised
+    if "vision" in loaded:  # the vision tower's weights came from the checkpoint: not random any more
+        model.vision.random_init = False
     return fmt
 
 
