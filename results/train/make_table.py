@@ -69,7 +69,7 @@ def main():
     from qmamba_eval.models import build_model
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", required=True, help="comma-separated model folders (name: <preset>-seed<k>/model)")
+    p.add_argument("--models", help="comma-separated model folders (name: <preset>-seed<k>/model)")
     p.add_argument("--scale", default="small", help="synthetic test split scale")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=6, help="answers are one word (<= 4 tokens + EOS)")
