@@ -86,16 +86,21 @@ def environment(device: str = "cpu") -> dict:
 # -- files ----------------------------------------------------------------------------------------
 
 
-def write_json_atomic(path: Path, doc) -> Path:
-    """Write ``doc`` as JSON to ``path`` through a temporary file and a rename: all or nothing."""
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file, fsync and a rename: all or nothing."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
-        f.write(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
     return path
+
+
+def write_json_atomic(path: Path, doc) -> Path:
+    """``doc`` as indented JSON, atomically."""
+    return write_text_atomic(path, json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
 
 
 def read_samples(path: Path) -> list[dict]:
@@ -171,15 +176,8 @@ def read_json_file(path: Path, what: str, fix: str):
 
 
 def write_lines_atomic(path: Path, rows: list[dict]) -> None:
-    """A whole samples file at once (temporary file, fsync, rename), in the format ``append_samples`` writes."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    """A whole samples file at once, atomically, in the format ``append_samples`` writes."""
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
 
 
 def append_samples(path: Path, rows: list[dict]) -> None:

@@ -22,3 +22,13 @@ def shared_path(*parts) -> Path:
     if not p.exists():
         pytest.skip(f"{p} not present (reference data lives in ../shared, outside the project)")
     return p
+
+
+@pytest.fixture
+def lmms_log():
+    """Messages lmms-eval's (loguru) logger receives while the test runs."""
+    logger = pytest.importorskip("loguru").logger
+    messages = []
+    sink = logger.add(lambda m: messages.append((m.record["level"].name, m.record["message"])), level="INFO")
+    yield messages
+    logger.remove(sink)

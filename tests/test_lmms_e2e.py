@@ -22,7 +22,6 @@ if os.environ.get("QMAMBA_REQUIRE_LMMS_EVAL"):  # CI: a broken lmms-eval install
 else:
     lmms_evaluator = pytest.importorskip("lmms_eval.evaluator", reason="lmms-eval's evaluator does not import")
     pytest.importorskip("filelock._api", reason="lmms-eval 0.7.3's evaluator needs filelock<4")
-from loguru import logger  # noqa: E402
 from lmms_eval.loggers.evaluation_tracker import EvaluationTracker  # noqa: E402
 from lmms_eval.tasks import TaskManager  # noqa: E402
 
@@ -34,15 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "qmamba_eval" / "assets" / "sample"
 LIMIT = 6  # the sample's rows cycle adversarial, adversarial, popular, popular, random, random: 2 per split
 MODEL_ARGS = "pretrained=tiny-qmamba,device=cpu"
-
-
-@pytest.fixture
-def lmms_log():
-    """Messages lmms-eval's (loguru) logger receives while the test runs."""
-    messages = []
-    sink = logger.add(lambda m: messages.append((m.record["level"].name, m.record["message"])), level="INFO")
-    yield messages
-    logger.remove(sink)
 
 
 @pytest.fixture(autouse=True)

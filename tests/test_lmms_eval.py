@@ -16,7 +16,6 @@ if os.environ.get("QMAMBA_REQUIRE_LMMS_EVAL"):  # CI: a broken lmms-eval install
 else:
     lmms_model = pytest.importorskip("lmms_eval.api.model", reason="lmms-eval not installed")
 from lmms_eval.api.instance import Instance, unwrap_generation_output  # noqa: E402
-from loguru import logger  # noqa: E402
 
 from qmamba_eval.hooks import HOOKS  # noqa: E402
 from qmamba_eval.scoring import gqa, mme, pope, vqa  # noqa: E402
@@ -25,15 +24,6 @@ rng = random.Random(0)
 WORDS = ["yes", "no", "Yes", "No.", "two", "2", "the cat", "a dog", "red,blue", "1,000", "t-shirt", "dont",
          "it's", "3.5", "none", "Ten", "  spaced  ", "y", "n", "no, it is not", "yes!", "(left)", "", "nope",
          "Coca-Cola's", "what?", "a/an", "he's"]
-
-
-@pytest.fixture
-def lmms_log():
-    """Messages lmms-eval's (loguru) logger receives while the test runs."""
-    messages = []
-    sink = logger.add(lambda m: messages.append((m.record["level"].name, m.record["message"])), level="INFO")
-    yield messages
-    logger.remove(sink)
 
 
 def random_answers(k=10):

@@ -231,6 +231,12 @@ def _unique(objs, key, value):
     return hits[0] if len(hits) == 1 else None
 
 
+def _lone_shape(scene, rng: random.Random):
+    """A random object whose shape no other object in the scene has (None when there is none)."""
+    alone = [x for x in scene.objects if _unique(scene.objects, "shape", x.shape)]
+    return rng.choice(alone) if alone else None
+
+
 def _annotators(rng: random.Random, answer: str, alternatives: list) -> list[str]:
     """Ten human answers: mostly ``answer``, up to three from ``alternatives``."""
     k = rng.choice((0, 0, 1, 2, 3)) if alternatives else 0
@@ -244,8 +250,7 @@ def rows_vqav2(scenes, rng, split):
     rows, targets = [], []
     for s in (s for s in scenes if s.kind == "shapes"):
         qs = []
-        alone = [x for x in s.objects if _unique(s.objects, "shape", x.shape)]
-        o = rng.choice(alone) if alone else None
+        o = _lone_shape(s, rng)
         if o is not None:
             qs.append((f"What color is the {o.shape}?", o.color, [f"{o.color} {o.shape}", o.color + "ish"], "other"))
             other = rng.choice([c for c in sorted(COLORS) if c != o.color])
@@ -275,8 +280,7 @@ def rows_gqa(scenes, rng, split):
     rows, targets = [], []
     for s in (s for s in scenes if s.kind == "shapes"):
         qs = []
-        alone = [x for x in s.objects if _unique(s.objects, "shape", x.shape)]
-        o = rng.choice(alone) if alone else None
+        o = _lone_shape(s, rng)
         if o is not None:
             if rng.random() < 0.5:
                 qs.append((f"Is the {o.color} {o.shape} on the left or right?", o.side,

@@ -29,7 +29,6 @@ from ..data import synthetic
 from ..models.checkpoints import load_checkpoint, save_model
 from .config import PARTS, StageConfig, TrainConfig
 from .data import batch_order, build_examples, collate, vision_features
-from .scan import fast_reference_scan
 
 log = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.pt"
@@ -146,8 +145,7 @@ class Trainer:
 
     def run(self, stop_after: Optional[int] = None):
         """Train every stage (resuming where a checkpoint says); ``stop_after`` N steps ends early (tests)."""
-        with fast_reference_scan():
-            return self._run(stop_after)
+        return self._run(stop_after)
 
     def _run(self, stop_after):
         cfg = self.cfg
