@@ -45,6 +45,7 @@ def add_arguments(p) -> None:
     p.add_argument("--max-per-task", type=positive_int, help="questions per benchmark in stage 2 (default 2500)")
     p.add_argument("--stage1", help="stage-1 overrides, e.g. 'max_steps=50,lr=2e-3,batch_size=32'")
     p.add_argument("--stage2", help="stage-2 overrides, e.g. 'epochs=2,lr=2e-3,precision=bfloat16'")
+    p.add_argument("--llm", help="preset LLM config overrides, e.g. 'd_model=96,n_layer=3'")
     p.add_argument("--device", help="cpu | cuda (bf16: --stage2 precision=bfloat16)")
     p.add_argument("--export-dtype", choices=["float16", "bfloat16", "float32"])
     p.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint")
@@ -68,6 +69,8 @@ def run(a) -> int:
     if a.data_scale:
         parts = a.data_scale.split(",")
         cfg["data_scale"] = tuple(int(x) for x in parts) if len(parts) == 3 else a.data_scale
+    if a.llm:
+        cfg["llm_overrides"] = _stage_overrides(a.llm)
     for i, text in enumerate((a.stage1, a.stage2)):
         if text:
             if i >= len(cfg["stages"]):

@@ -44,8 +44,12 @@ def build_untrained(cfg: TrainConfig):
         warnings.simplefilter("ignore")  # random vision tower / random weights: expected before training
         if cfg.model in PRESETS:
             torch.manual_seed(cfg.seed)
-            model = MLLM(get_preset(cfg.model), load_tokenizer(None, cfg.model))
+            preset = get_preset(cfg.model)
+            preset.llm_config = {**preset.llm_config, **cfg.llm_overrides}
+            model = MLLM(preset, load_tokenizer(None, cfg.model))
         else:
+            if cfg.llm_overrides:
+                raise ValueError("llm_overrides apply to a preset, not to a checkpoint folder")
             model = build_model(cfg.model, seed=cfg.seed)
     model.float().to(cfg.device)
     model.set_backend("auto")
@@ -158,6 +162,7 @@ class Trainer:
         data = synthetic.generate("train", seed=cfg.data_seed, scale=cfg.data_scale)
         frozen_vision = all("vision" not in s.train for s in cfg.stages)
         features = vision_features(model, data.images()) if frozen_vision else None
+        pixels = None if frozen_vision else PixelTable(model, data.images())
         n_params = {p: sum(x.numel() for x in getattr(model, p).parameters()) for p in PARTS}
         self._say(f"model {model.config.name}: parameters {n_params}; data: synthetic train split "
                   f"(seed {cfg.data_seed}, {len(data.scenes)} scenes)")
@@ -193,7 +198,7 @@ class Trainer:
                 idx = batch_order(len(examples), stage.batch_size, cfg.seed, si, epoch)[k]
                 batch = [examples[i] for i in idx]
                 feats, ids, n_target = collate(model, batch, features if features is not None else
-                                               _live_features(model, data, batch))
+                                               pixels.features(model, batch))
                 loss = batch_loss(model, feats, ids, n_target, stage.precision)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -242,13 +247,24 @@ class Trainer:
         self._say(f"done: {folder} (exported as {self.cfg.export_dtype}); final losses {summary['final_loss']}")
 
 
-def _live_features(model, data, batch):
-    """Vision features with gradients (a stage that trains the vision tower)."""
-    images = data.images()
-    names = sorted({e.image for e in batch})
-    pixels = model.vision.preprocess([images[n] for n in names])
-    feats = model.vision([p.to(model.device) for p in pixels]).float()
-    return dict(zip(names, feats))
+class PixelTable:
+    """Every training image preprocessed once (per backbone, on the model's device), for stages that train the
+    vision tower: a batch then only indexes the table and runs the tower with gradients."""
+
+    def __init__(self, model, images: dict, chunk: int = 256):
+        self.names = sorted(images)
+        self.index = {n: i for i, n in enumerate(self.names)}
+        parts = []
+        for i in range(0, len(self.names), chunk):
+            px = model.vision.preprocess([images[n] for n in self.names[i:i + chunk]])
+            parts.append([p.to(model.device) for p in px])
+        self.pixels = [torch.cat([part[k] for part in parts]) for k in range(len(parts[0]))]
+
+    def features(self, model, batch) -> dict:
+        names = sorted({e.image for e in batch})
+        idx = torch.tensor([self.index[n] for n in names], device=self.pixels[0].device)
+        feats = model.vision([p[idx] for p in self.pixels]).float()
+        return dict(zip(names, feats))
 
 
 def plot_losses(history: list[dict], path: Path) -> Path:

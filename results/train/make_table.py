@@ -78,6 +78,7 @@ def main():
     p.add_argument("--skip-invariant", action="store_true",
                    help="Q-Mamba / Q-Former with global attention: answer in raster order only and copy the result "
                         "to the other orders (their output does not depend on the token order; measured on seed 0)")
+    p.add_argument("--orders", default=",".join(ORDERS), help="visual-token orders to answer in")
     p.add_argument("--merge", help="comma-separated table.json files: write their rows together, evaluate nothing")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -104,7 +105,7 @@ def main():
         invariant = a.skip_invariant and model.config.projector in ("qmamba", "qformer") and \
             not model.config.projector_kwargs.get("local_attention") and \
             not model.config.projector_kwargs.get("connector")
-        for order in ORDERS:
+        for order in a.orders.split(","):
             if invariant and order != "raster":
                 rows.append(dict(rows[-1], order=order, copied_from="raster"))
                 continue

@@ -1,0 +1,100 @@
+"""Many training runs at once (one process each, e.g. all on one GPU), each followed by its test-split table.
+
+    python scripts/train_many.py --jobs JOBS.json --out DIR [--parallel 12] [--timeout 900]
+
+JOBS.json is a list of ``{"name": ..., "args": [...]}``: ``args`` are ``run_eval.py train`` arguments (the
+output folder is added: ``DIR/<name>``).  After training, ``results/train/make_table.py`` answers the synthetic
+test split with the exported model (``--orders``, default raster) into ``DIR/<name>/table``.  A job that fails
+or times out is recorded and the others go on.  Writes ``DIR/summary.json`` (per job: seconds, return codes,
+final losses, test accuracy) and prints one line per job as it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_job(job: dict, out: Path, timeout: float, orders: str, gpu=None) -> dict:
+    folder = out / job["name"]
+    folder.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    res = {"name": job["name"], "args": job["args"]}
+    t0 = time.time()
+    with open(folder / "stdout.txt", "w") as log:
+        try:
+            rc = subprocess.run([sys.executable, str(ROOT / "run_eval.py"), "train", "--out", str(folder),
+                                 "--no-progress", "--threads", "1", *job["args"]], stdout=log,
+                                stderr=subprocess.STDOUT, env=env, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+        res["train_s"], res["train_rc"] = round(time.time() - t0, 1), rc
+        info = folder / "model" / "training.json"
+        model = folder / "model"
+        if rc == 0 and info.is_file():
+            summary = json.loads(info.read_text())
+            res["final_loss"], res["steps"] = summary["final_loss"], summary["steps"]
+        elif (folder / "checkpoint" / "config.json").is_file():  # cut short: the last resumable checkpoint
+            model = folder / "checkpoint"
+            res["evaluated"] = "checkpoint (training cut short)"
+        else:
+            model = None
+        if model is not None:
+            t1 = time.time()
+            try:
+                rc2 = subprocess.run([sys.executable, str(ROOT / "results" / "train" / "make_table.py"), "--models",
+                                      str(model), "--out", str(folder / "table"), "--orders", orders,
+                                      "--threads", "1"], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                     timeout=timeout).returncode
+            except subprocess.TimeoutExpired:
+                rc2 = "timeout"
+            res["eval_s"], res["eval_rc"] = round(time.time() - t1, 1), rc2
+            table = folder / "table" / "table.json"
+            if rc2 == 0 and table.is_file():
+                rows = [r for r in json.loads(table.read_text())["rows"] if r["model"] != "majority"]
+                res["accuracy"] = {r["order"]: {k: round(v["accuracy"], 1) for k, v in r["tasks"].items()}
+                                   for r in rows}
+    return res
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--jobs", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--parallel", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    p.add_argument("--timeout", type=float, default=900, help="seconds per training (and per evaluation)")
+    p.add_argument("--orders", default="raster")
+    p.add_argument("--gpus", type=int, default=0, help="spread jobs over this many GPUs (CUDA_VISIBLE_DEVICES)")
+    a = p.parse_args()
+    jobs = json.loads(Path(a.jobs).read_text())
+    names = [j["name"] for j in jobs]
+    if len(set(names)) != len(names):
+        raise SystemExit(f"{a.jobs}: job names repeat")
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    with ThreadPoolExecutor(a.parallel) as pool:
+        futures = [pool.submit(run_job, j, out, a.timeout, a.orders, i % a.gpus if a.gpus else None)
+                   for i, j in enumerate(jobs)]
+        for f in futures:
+            r = f.result()
+            results.append(r)
+            acc = r.get("accuracy", {}).get("raster")
+            print(f"{r['name']}: train {r['train_s']} s rc {r['train_rc']} loss {r.get('final_loss')} "
+                  f"test {acc}", flush=True)
+            (out / "summary.json").write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
