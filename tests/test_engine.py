@@ -178,3 +178,23 @@ def test_runner_with_the_engine_and_workers_gives_the_reference_answers(tmp_path
                            for t in ("gqa",)}
         assert res["model"]["engine"]["name"] == engine
     assert answers["engine"] == answers["reference"]
+
+
+def test_pin_norm_configs_leaves_one_config(monkeypatch):
+    """The Triton norm kernels' autotuners get one fixed config (same kernel in every torchrun process)."""
+    import sys
+    import types
+
+    from qmamba_eval.engine import kernels
+
+    class Autotuner:  # stands in for triton.runtime.autotuner.Autotuner: only the class name and .configs count
+        def __init__(self, n):
+            self.configs = [f"cfg{i}" for i in range(n)]
+
+    fake_triton = types.SimpleNamespace(Config=lambda kwargs, num_warps: ("Config", kwargs, num_warps))
+    monkeypatch.setitem(sys.modules, "triton", fake_triton)
+    module = types.SimpleNamespace(fwd=Autotuner(6), bwd=Autotuner(6), single=Autotuner(1), other=object())
+    assert kernels.pin_norm_configs(num_warps=8, module=module)
+    assert module.fwd.configs == [("Config", {}, 8)] and module.bwd.configs == [("Config", {}, 8)]
+    assert module.single.configs == ["cfg0"]  # already one config: untouched
+    assert not kernels.pin_norm_configs(num_warps=8, module=module)  # nothing left to pin

@@ -15,6 +15,35 @@ import torch.nn.functional as F
 from ..models.mamba import causal_conv1d_available, mamba_ssm_available, selective_scan_reference
 
 
+NORM_WARPS = 8  # Triton's layer-norm rule for rows of 4096 (BLOCK_N // 256, at most 8): d_model 2560
+_PINNED: list = []
+
+
+def pin_norm_configs(num_warps: int = NORM_WARPS, module=None) -> bool:
+    """Give mamba-ssm's Triton add + RMSNorm kernels one launch config instead of timing six per process.
+
+    Autotuning picks ``num_warps`` by timing, separately in every process; two picks sum a row in different
+    orders, so a near-tied greedy token can differ between a 1-GPU run and the same run under torchrun
+    (measured: 239 of 4,096 answers on 2 x H200, results/gpu/multigpu_run1.json). One fixed config makes
+    every process run the same kernel. Returns whether any kernel was pinned."""
+    try:
+        import triton
+
+        if module is None:
+            from mamba_ssm.ops.triton import layer_norm as module
+    except Exception:  # no Triton / mamba-ssm: nothing to pin
+        return False
+    pinned = False
+    for name in dir(module):
+        tuner = getattr(module, name)
+        if type(tuner).__name__ == "Autotuner" and len(getattr(tuner, "configs", ())) > 1:
+            tuner.configs = [triton.Config({}, num_warps=num_warps)]
+            pinned = True
+    if pinned and not _PINNED:
+        _PINNED.append(num_warps)
+    return pinned
+
+
 @dataclass(frozen=True)
 class Kernels:
     fused_norm: bool = False  # mamba-ssm Triton rms_norm_fn (add + norm in one pass)
@@ -25,13 +54,16 @@ class Kernels:
     def for_device(cls, device: torch.device) -> "Kernels":
         cuda = torch.device(device).type == "cuda"
         ms = cuda and mamba_ssm_available()
+        if ms:
+            pin_norm_configs()
         return cls(fused_norm=ms, scan=ms, conv1d=ms and causal_conv1d_available())
 
     def describe(self) -> dict:
         return {"fused_add_rmsnorm": "mamba_ssm-triton" if self.fused_norm else "torch",
                 "selective_scan": "mamba_ssm-cuda" if self.scan else "torch-reference",
                 "state_update": "mamba_ssm-triton" if self.scan else "torch",
-                "causal_conv1d": "causal_conv1d-cuda" if self.conv1d else "torch"}
+                "causal_conv1d": "causal_conv1d-cuda" if self.conv1d else "torch",
+                "norm_configs": f"pinned num_warps={NORM_WARPS}" if self.fused_norm and _PINNED else "-"}
 
     # -- norm -------------------------------------------------------------------------------
 
