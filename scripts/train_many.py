@@ -23,7 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_job(job: dict, out: Path, timeout: float, orders: str, gpu=None) -> dict:
+def run_job(job: dict, out: Path, timeout: float, orders: str, gpu=None, deadline=None) -> dict:
+    if deadline is not None:  # the whole batch must end by then: a late job gets less time, or none
+        timeout = min(timeout, deadline - time.time() - 60)
+        if timeout < 30:
+            return {"name": job["name"], "args": job["args"], "train_s": 0, "train_rc": "skipped (deadline)"}
     folder = out / job["name"]
     folder.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
@@ -74,6 +78,7 @@ def main() -> int:
     p.add_argument("--parallel", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     p.add_argument("--timeout", type=float, default=900, help="seconds per training (and per evaluation)")
     p.add_argument("--orders", default="raster")
+    p.add_argument("--deadline", type=float, help="seconds from now by which every job must have ended")
     p.add_argument("--gpus", type=int, default=0, help="spread jobs over this many GPUs (CUDA_VISIBLE_DEVICES)")
     a = p.parse_args()
     jobs = json.loads(Path(a.jobs).read_text())
@@ -83,8 +88,10 @@ def main() -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
+    deadline = time.time() + a.deadline if a.deadline else None
     with ThreadPoolExecutor(a.parallel) as pool:
-        futures = [pool.submit(run_job, j, out, a.timeout, a.orders, i % a.gpus if a.gpus else None)
+        futures = [pool.submit(run_job, j, out, a.timeout, a.orders, i % a.gpus if a.gpus else None,
+                               deadline)
                    for i, j in enumerate(jobs)]
         for f in futures:
             r = f.result()

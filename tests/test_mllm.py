@@ -93,6 +93,30 @@ def test_our_format_round_trip(tmp_path):
     assert m2.identity()["checkpoint"]["format"] == "ours"
 
 
+def test_dinov2_attention_names_of_either_transformers_spelling_load(tmp_path):
+    """A checkpoint written under a transformers that names DINOv2's attention ``attention.attention.query`` (5.17,
+    the GPU image) loads under one that says ``attention.q_proj`` (5.24), and the other way round."""
+    from safetensors.torch import load_file, save_file
+
+    from qmamba_eval.models.checkpoints import RENAMES
+
+    m = build_model("tiny-qmamba", seed=3)
+    save_model(m, tmp_path / "ck")
+    state = load_file(str(tmp_path / "ck" / "model.safetensors"))
+    swapped, n = {}, 0
+    for k, v in state.items():
+        for a, b in RENAMES:
+            if a in k or b in k:
+                k, n = (k.replace(a, b) if a in k else k.replace(b, a)), n + 1
+                break
+        swapped[k] = v
+    assert n == 16  # 2 layers x (q, k, v, o) x (weight, bias) of the tiny DINOv2
+    save_file(swapped, str(tmp_path / "ck" / "model.safetensors"))
+    m2 = build_model(str(tmp_path / "ck"), seed=4)
+    ims = images(2)
+    torch.testing.assert_close(m2.encode_images(ims), m.encode_images(ims))
+
+
 def test_cobra_format_round_trip(tmp_path):
     m = build_model("tiny-cobra", seed=5)
     proj = {k: v for k, v in m.projector.state_dict().items()}

@@ -1,4 +1,4 @@
-"""The two-stage trainer on a few steps of tiny synthetic data: loss goes down, resume is exact, frozen parts
+"""The trainer on a few steps of tiny synthetic data: loss goes down, resume is exact, frozen parts
 stay frozen, the exported model loads; the shipped trained checkpoints load and look at the image."""
 
 import json
@@ -153,9 +153,9 @@ def test_shipped_checkpoints_load_by_default_and_answer_from_the_image(name):
     spread = float(model.score_options(images, [prompt] * len(images), colors).std(0).mean())
     untrained = build_model(name, checkpoint="random")
     flat = float(untrained.score_options(images, [prompt] * len(images), colors).std(0).mean())
-    # trained, the answer's log-probabilities follow the picture (at this budget only weakly for some
-    # systems: results/train/table.md); untrained they do not move at all
-    assert spread > 1e-3 and flat < 1e-4
+    # trained, the answer's log-probabilities follow the picture (measured: std 1.7-2.1 nats across the 8
+    # images); untrained they barely move (6e-5 to 6e-4)
+    assert spread > 0.5 and flat < 0.01
     assert untrained.checkpoint is None
 
 
@@ -171,3 +171,49 @@ def test_default_run_reproduces_the_committed_baseline(tmp_path):
     for t in ("gqa", "pope"):
         assert res["tasks"][t]["answers_digest"] == baseline["tasks"][t]["answers_digest"]
         assert res["tasks"][t]["metrics"] == baseline["tasks"][t]["metrics"]
+
+
+def test_vision_pretraining_targets_and_heads():
+    """Scene targets read the scene description; the heads' loss falls when only the tower trains on it."""
+    from qmamba_eval.data import synthetic
+    from qmamba_eval.train.vision_pretrain import IGNORE, N_TARGETS, AttributeHeads, scene_targets, targets_table
+
+    data = synthetic.generate("train", scale=SCALE)
+    shapes = next(s for s in data.scenes if s.kind == "shapes")
+    t = scene_targets(shapes)
+    assert len(t) == N_TARGETS and t[-2] == 0 and t[-1] == IGNORE
+    for o in shapes.objects:  # the object's quadrant holds its shape / colour / size; empty quadrants hold 0
+        assert t[3 * o.slot:3 * o.slot + 3] == [1 + synthetic.SHAPES.index(o.shape),
+                                               1 + list(synthetic.COLORS).index(o.color),
+                                               1 + list(synthetic.SIZES).index(o.size)]
+    empty = set(range(4)) - {o.slot for o in shapes.objects}
+    assert all(t[3 * q:3 * q + 3] == [0, 0, 0] for q in empty)
+    sign = next(s for s in data.scenes if s.kind == "sign")
+    assert scene_targets(sign)[-1] == synthetic.WORDS.index(sign.text) and scene_targets(sign)[0] == IGNORE
+
+    torch.manual_seed(0)
+    heads = AttributeHeads(8, 36)
+    assert torch.allclose(heads.pool.sum(1), torch.ones(4)) and (heads.pool > 0).sum() == 36  # a partition
+    feats = torch.randn(len(data.scenes), 36, 8, requires_grad=True)
+    targets = torch.stack(list(targets_table(data).values()))
+    opt = torch.optim.Adam([feats, *heads.parameters()], lr=0.05)
+    first = None
+    for _ in range(30):
+        loss = heads.loss(feats, targets)
+        first = first if first is not None else float(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.5 * first
+
+
+def test_vision_stage_trains_the_tower_alone(tmp_path):
+    cfg = tiny_config(stages=[StageConfig("vision", train=("vision",), data="attributes", max_steps=3,
+                                          batch_size=4, lr=1e-2),
+                              StageConfig("instruct", train=("projector", "llm"), data="qa", max_steps=1,
+                                          batch_size=3, lr=1e-2)])
+    before = state(build_untrained(cfg))
+    after = state(train(cfg, tmp_path, progress=False))
+    assert not same(before, after, "vision.") and not same(before, after, "llm.")
+    with pytest.raises(ValueError, match="vision tower alone"):
+        StageConfig("v", train=("vision", "llm"), data="attributes")

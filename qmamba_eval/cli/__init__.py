@@ -16,7 +16,7 @@ COMMANDS = {
     "score": ("score", "re-score a predictions file (ours, lmms-eval's, LLaVA's)"),
     "scorecard": ("scorecard", "compare a run or profile with a baseline; exit 1 on a regression"),
     "list": ("list", "tasks, prompt variants and model presets"),
-    "train": ("train", "two-stage training on the synthetic visual-QA data (resumable)"),
+    "train": ("train", "training (vision, align, instruct stages) on the synthetic visual-QA data (resumable)"),
     "profile": ("profile", "latency / throughput / memory sweeps over image tokens and batch sizes"),
 }
 BAD_INPUT = (ValueError, FileNotFoundError, ConnectionError, RuntimeError, KeyError)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from .options import positive_int
 
-DESCRIPTION = ("Train a model in two stages on the synthetic visual-QA data: stage 1 aligns the projector on "
-               "captions (vision and LLM frozen), stage 2 tunes projector + LLM on every benchmark's questions. "
+DESCRIPTION = ("Train a model on the synthetic visual-QA data: stage 0 pretrains the tiny vision tower on the "
+               "scenes' annotations, stage 1 aligns the projector on captions (vision and LLM frozen), stage 2 "
+               "tunes projector + LLM on every benchmark's questions. "
                "Re-running the same command resumes from the last checkpoint.")
 
 
@@ -43,8 +44,9 @@ def add_arguments(p) -> None:
     p.add_argument("--data-seed", type=int, help="the synthetic data's seed (default 0)")
     p.add_argument("--data-scale", help="synthetic train split size: a scale name or SHAPES,SIGNS,SUMS scene counts")
     p.add_argument("--max-per-task", type=positive_int, help="questions per benchmark in stage 2 (default 2500)")
-    p.add_argument("--stage1", help="stage-1 overrides, e.g. 'max_steps=50,lr=2e-3,batch_size=32'")
-    p.add_argument("--stage2", help="stage-2 overrides, e.g. 'epochs=2,lr=2e-3,precision=bfloat16'")
+    p.add_argument("--stage0", help="overrides of the 'vision' stage (tower pretraining), e.g. 'max_steps=200'")
+    p.add_argument("--stage1", help="overrides of the 'align' stage, e.g. 'max_steps=50,lr=2e-3,batch_size=32'")
+    p.add_argument("--stage2", help="overrides of the 'instruct' stage, e.g. 'max_steps=2500,precision=bfloat16'")
     p.add_argument("--llm", help="preset LLM config overrides, e.g. 'd_model=96,n_layer=3'")
     p.add_argument("--device", help="cpu | cuda (bf16: --stage2 precision=bfloat16)")
     p.add_argument("--export-dtype", choices=["float16", "bfloat16", "float32"])
@@ -71,11 +73,13 @@ def run(a) -> int:
         cfg["data_scale"] = tuple(int(x) for x in parts) if len(parts) == 3 else a.data_scale
     if a.llm:
         cfg["llm_overrides"] = _stage_overrides(a.llm)
-    for i, text in enumerate((a.stage1, a.stage2)):
+    for name, text in (("vision", a.stage0), ("align", a.stage1), ("instruct", a.stage2)):
         if text:
-            if i >= len(cfg["stages"]):
-                raise ValueError(f"the configuration has {len(cfg['stages'])} stage(s)")
-            cfg["stages"][i].update(_stage_overrides(text))
+            stage = next((st for st in cfg["stages"] if st["name"] == name), None)
+            if stage is None:
+                raise ValueError(f"the configuration has no stage {name!r} (its stages: "
+                                 f"{[st['name'] for st in cfg['stages']]})")
+            stage.update(_stage_overrides(text))
     config = TrainConfig.from_dict(cfg)
     try:
         model = train(config, a.out, progress=not a.no_progress, resume=not a.no_resume)

@@ -72,7 +72,11 @@ def build_model(name_or_path: str, device: str = "cpu", dtype=None, checkpoint: 
     # init="cpu": built on the CPU in float32 and moved afterwards, so the same seed gives the same random
     # model on every device and dtype, and checkpoints of any dtype load the same way
     where = torch.device(device if init == "device" else "cpu")
-    with where:
+    # a folder in our format carries the vision tower: its "no Hugging Face weights, random" warning would mislead
+    tower_in_checkpoint = bool(checkpoint) and checkpoint != "random" and Path(checkpoint).is_dir()
+    with where, warnings.catch_warnings():
+        if tower_in_checkpoint:
+            warnings.filterwarnings("ignore", message=r"vision encoder .*RANDOM initialisation")
         model = MLLM(config, tok, vision_weights=vision_weights)
     if checkpoint and checkpoint != "random":  # "random": a preset's untrained weights, seeded
         load_checkpoint(model, checkpoint, device=where)

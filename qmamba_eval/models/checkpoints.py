@@ -30,9 +30,27 @@ def _fmt(names, limit=8) -> str:
     return ", ".join(names[:limit]) + more
 
 
+# transformers renamed DINOv2's attention weights (4.x / early 5.x: ``attention.attention.query`` ...; later 5.x:
+# ``attention.q_proj`` ...); a checkpoint written under either loads under the other
+RENAMES = ((".attention.attention.query.", ".attention.q_proj."), (".attention.attention.key.", ".attention.k_proj."),
+           (".attention.attention.value.", ".attention.v_proj."), (".attention.output.dense.", ".attention.o_proj."))
+
+
+def _renamed(key: str, expected) -> str:
+    """``key`` as the module names it, when it is one of ``RENAMES`` spelled the other way."""
+    if key in expected:
+        return key
+    for a, b in RENAMES:
+        for old, new in ((a, b), (b, a)):
+            if old in key and key.replace(old, new) in expected:
+                return key.replace(old, new)
+    return key
+
+
 def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], where: str, prefix: str = "") -> None:
     """Strict load with a readable error: missing, unexpected and mis-shaped tensors by name."""
     expected = module.state_dict()
+    state = {_renamed(k, expected): v for k, v in state.items()}
     tied = _tied_names(module)
     missing = [k for k in expected if k not in state and k not in tied]
     unexpected = [k for k in state if k not in expected]

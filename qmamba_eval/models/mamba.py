@@ -442,15 +442,17 @@ class MambaLM(MambaKernels, nn.Module):
 
     @torch.no_grad()
     def _init_weights(self):
-        # mamba-ssm's _init_weights: N(0, 0.02) embeddings/linears, out_proj rescaled by 1/sqrt(n_layer).
+        # mamba-ssm's _init_weights (mixer_seq_simple.py): embeddings N(0, 0.02); every other Linear keeps
+        # PyTorch's default (kaiming-uniform) init with its bias zeroed; out_proj re-drawn kaiming-uniform(a=sqrt 5)
+        # and divided by sqrt(n_layer) (one residual branch per layer). The SSM's dt / A / D come from the mixer.
         nn.init.normal_(self.backbone.embedding.weight, std=0.02)
         for layer in self.backbone.layers:
             m = layer.mixer
             for lin in (m.in_proj, m.x_proj, m.out_proj):
-                nn.init.normal_(lin.weight, std=0.02)
+                if lin.bias is not None:
+                    nn.init.zeros_(lin.bias)
+            nn.init.kaiming_uniform_(m.out_proj.weight, a=math.sqrt(5))
             m.out_proj.weight.div_(math.sqrt(self.config.n_layer))
-        if not self.config.tie_embeddings:
-            nn.init.normal_(self.lm_head.weight, std=0.02)
 
     # -- LLM interface (llm.py) ----------------------------------------------------------
 

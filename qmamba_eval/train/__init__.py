@@ -1,8 +1,9 @@
-"""Two-stage training of the MLLMs on the synthetic visual-QA data (``qmamba_eval.data.synthetic``).
+"""Training of the MLLMs on the synthetic visual-QA data (``qmamba_eval.data.synthetic``).
 
-Stage 1 (alignment) trains the projector on captions with the vision tower and the LLM frozen; stage 2
-(instruction tuning) trains the projector and the LLM on every benchmark's questions, in the prompts an
-evaluation run uses.  ``python run_eval.py train --model tiny-qmamba --out DIR``.
+LLaVA's two stages -- alignment (the projector on captions, vision tower and LLM frozen), then instruction tuning
+(projector + LLM on every benchmark's questions, in the prompts an evaluation run uses) -- preceded, for the
+tiny presets, by a vision-tower pretraining stage on the scenes' annotations (the tiny towers have no pretrained
+weights).  ``python run_eval.py train --model tiny-qmamba --out DIR``.
 """
 
 from .config import StageConfig, TrainConfig, default_stages

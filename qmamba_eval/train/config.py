@@ -17,7 +17,7 @@ class StageConfig:
 
     name: str
     train: tuple = ("projector",)  # parts updated; the others are frozen (PARTS)
-    data: str = "qa"  # "captions" (alignment) | "qa" (instruction tuning: every benchmark's questions)
+    data: str = "qa"  # "captions" (alignment) | "qa" (instruction tuning) | "attributes" (vision pretraining)
     epochs: float = 1.0
     max_steps: Optional[int] = None  # cap on the steps (after epochs)
     batch_size: int = 32
@@ -35,8 +35,11 @@ class StageConfig:
         bad = [p for p in self.train if p not in PARTS]
         if bad or not self.train:
             raise ValueError(f"stage {self.name}: train must name some of {PARTS}, got {self.train}")
-        if self.data not in ("captions", "qa"):
-            raise ValueError(f"stage {self.name}: data must be 'captions' or 'qa', got {self.data!r}")
+        if self.data not in ("captions", "qa", "attributes"):
+            raise ValueError(f"stage {self.name}: data must be 'captions', 'qa' or 'attributes', got {self.data!r}")
+        if self.data == "attributes" and self.train != ("vision",):
+            raise ValueError(f"stage {self.name}: the 'attributes' stage pretrains the vision tower alone "
+                             f"(train=vision), got {self.train}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"stage {self.name}: precision must be one of {PRECISIONS}")
         if self.batch_size < 1 or self.epochs <= 0:
@@ -44,10 +47,18 @@ class StageConfig:
 
 
 def default_stages() -> list[StageConfig]:
-    """LLaVA's recipe in small: alignment (projector only, captions), then instruction tuning (projector + LLM)."""
-    return [StageConfig("align", train=("projector",), data="captions", epochs=1, batch_size=32, lr=2e-3),
-            StageConfig("instruct", train=("projector", "llm"), data="qa", epochs=1, batch_size=32, lr=2e-3,
-                        weight_decay=0.01)]
+    """The recipe the shipped tiny checkpoints were trained with (``results/train/COMMANDS.md``):
+
+    0. ``vision``: the tiny tower pretrained on the scenes' annotations (real systems load a pretrained tower);
+    1. ``align``: LLaVA's stage 1, the projector alone on captions, tower and LLM frozen;
+    2. ``instruct``: LLaVA's stage 2, projector + LLM on every benchmark's questions, tower frozen.
+    """
+    return [StageConfig("vision", train=("vision",), data="attributes", epochs=20, max_steps=400, batch_size=64,
+                        lr=3e-3),
+            StageConfig("align", train=("projector",), data="captions", epochs=1, max_steps=50, batch_size=64,
+                        lr=2e-3),
+            StageConfig("instruct", train=("projector", "llm"), data="qa", epochs=20, max_steps=2500,
+                        batch_size=64, lr=2e-3)]
 
 
 @dataclass
@@ -58,7 +69,7 @@ class TrainConfig:
     seed: int = 0  # initialisation and batch order
     data_seed: int = 0  # the synthetic benchmark's seed
     data_scale: str | tuple = "train"  # synthetic.SCALES name or (shape, sign, sum) scene counts
-    max_per_task: Optional[int] = 2500  # questions per benchmark in the "qa" stages (balance)
+    max_per_task: Optional[int] = 8000  # questions per benchmark in the "qa" stages (balance)
     caption_prompt: str = "Describe the image."
     device: str = "cpu"
     save_every: int = 200  # steps between resumable checkpoints (and at the end of every stage)

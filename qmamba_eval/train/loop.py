@@ -1,4 +1,5 @@
-"""The two-stage trainer: stages in order, AdamW + warm-up/cosine, resumable checkpoints, log and loss curve.
+"""The trainer: stages in order (vision pretraining, alignment, instruction tuning), AdamW + warm-up/cosine,
+resumable checkpoints, log and loss curve.
 
 Output folder::
 
@@ -28,7 +29,8 @@ import torch.nn.functional as F
 from ..data import synthetic
 from ..models.checkpoints import load_checkpoint, save_model
 from .config import PARTS, StageConfig, TrainConfig
-from .data import batch_order, build_examples, collate, vision_features
+from .data import Example, batch_order, build_examples, collate, vision_features
+from .vision_pretrain import AttributeHeads, targets_table
 
 log = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.pt"
@@ -118,12 +120,13 @@ class Trainer:
                                  "use another output folder or --no-resume")
         path.write_text(json.dumps(mine, indent=1, sort_keys=True) + "\n")
 
-    def _save(self, model, stage: int, step: int, opt, sched) -> None:
+    def _save(self, model, stage: int, step: int, opt, sched, heads=None) -> None:
         tmp = self.out / "checkpoint.tmp"
         if tmp.exists():
             shutil.rmtree(tmp)
         save_model(model, tmp)
         torch.save({"stage": stage, "step": step, "history": self.history,
+                    "heads": heads.state_dict() if heads is not None else None,
                     "optimizer": opt.state_dict() if opt is not None else None,
                     "scheduler": sched.state_dict() if sched is not None else None}, tmp / STATE_FILE)
         final = self.out / "checkpoint"
@@ -160,9 +163,7 @@ class Trainer:
         state = self._load(model)
         start_stage, start_step = (state["stage"], state["step"]) if state else (0, 0)
         data = synthetic.generate("train", seed=cfg.data_seed, scale=cfg.data_scale)
-        frozen_vision = all("vision" not in s.train for s in cfg.stages)
-        features = vision_features(model, data.images()) if frozen_vision else None
-        pixels = None if frozen_vision else PixelTable(model, data.images())
+        features = pixels = None  # frozen-tower features (per stage: the tower may have trained before) / pixels
         n_params = {p: sum(x.numel() for x in getattr(model, p).parameters()) for p in PARTS}
         self._say(f"model {model.config.name}: parameters {n_params}; data: synthetic train split "
                   f"(seed {cfg.data_seed}, {len(data.scenes)} scenes)")
@@ -172,7 +173,20 @@ class Trainer:
                 continue
             model.train()
             params = set_trainable(model, stage.train)
-            examples = build_examples(data, stage.data, cfg.max_per_task, cfg.caption_prompt, cfg.data_seed)
+            if "vision" in stage.train:
+                pixels, features = pixels or PixelTable(model, data.images()), None
+            else:
+                features = vision_features(model, data.images())
+            heads = None
+            if stage.data == "attributes":
+                heads = AttributeHeads(model.vision.feature_dim, model.vision.num_patches).to(model.device)
+                if state and si == start_stage and state.get("heads"):
+                    heads.load_state_dict(state["heads"])
+                params = params + list(heads.parameters())
+                targets = targets_table(data)
+                examples = [Example(name, "", "", "attributes") for name in sorted(targets)]
+            else:
+                examples = build_examples(data, stage.data, cfg.max_per_task, cfg.caption_prompt, cfg.data_seed)
             per_epoch = math.ceil(len(examples) / stage.batch_size)
             total = math.ceil(stage.epochs * per_epoch)
             if stage.max_steps:
@@ -197,9 +211,14 @@ class Trainer:
                 epoch, k = divmod(step, per_epoch)
                 idx = batch_order(len(examples), stage.batch_size, cfg.seed, si, epoch)[k]
                 batch = [examples[i] for i in idx]
-                feats, ids, n_target = collate(model, batch, features if features is not None else
-                                               pixels.features(model, batch))
-                loss = batch_loss(model, feats, ids, n_target, stage.precision)
+                if heads is not None:
+                    table = pixels.features(model, batch)
+                    loss = heads.loss(torch.stack([table[e.image] for e in batch]),
+                                      torch.stack([targets[e.image] for e in batch]).to(model.device))
+                else:
+                    feats, ids, n_target = collate(model, batch, features if features is not None else
+                                                   pixels.features(model, batch))
+                    loss = batch_loss(model, feats, ids, n_target, stage.precision)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if stage.grad_clip:
@@ -219,7 +238,7 @@ class Trainer:
                 if step == total:
                     self._save(model, si + 1, 0, None, None)
                 elif step % cfg.save_every == 0 or (stop_after is not None and done >= stop_after):
-                    self._save(model, si, step, opt, sched)
+                    self._save(model, si, step, opt, sched, heads)
                 if stop_after is not None and done >= stop_after:
                     bar.close()
                     self._say(f"stopped after {done} steps (stop_after)")
