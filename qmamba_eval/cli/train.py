@@ -48,6 +48,7 @@ def add_arguments(p) -> None:
     p.add_argument("--stage1", help="overrides of the 'align' stage, e.g. 'max_steps=50,lr=2e-3,batch_size=32'")
     p.add_argument("--stage2", help="overrides of the 'instruct' stage, e.g. 'max_steps=2500,precision=bfloat16'")
     p.add_argument("--llm", help="preset LLM config overrides, e.g. 'd_model=96,n_layer=3'")
+    p.add_argument("--projector", help="preset projector overrides, e.g. 'num_queries=36'")
     p.add_argument("--device", help="cpu | cuda (bf16: --stage2 precision=bfloat16)")
     p.add_argument("--export-dtype", choices=["float16", "bfloat16", "float32"])
     p.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint")
@@ -73,6 +74,8 @@ def run(a) -> int:
         cfg["data_scale"] = tuple(int(x) for x in parts) if len(parts) == 3 else a.data_scale
     if a.llm:
         cfg["llm_overrides"] = _stage_overrides(a.llm)
+    if a.projector:
+        cfg["projector_overrides"] = _stage_overrides(a.projector)
     for name, text in (("vision", a.stage0), ("align", a.stage1), ("instruct", a.stage2)):
         if text:
             stage = next((st for st in cfg["stages"] if st["name"] == name), None)

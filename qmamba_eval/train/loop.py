@@ -46,12 +46,12 @@ def build_untrained(cfg: TrainConfig):
         warnings.simplefilter("ignore")  # random vision tower / random weights: expected before training
         if cfg.model in PRESETS:
             torch.manual_seed(cfg.seed)
-            preset = get_preset(cfg.model)
+            preset = get_preset(cfg.model, **cfg.projector_overrides)
             preset.llm_config = {**preset.llm_config, **cfg.llm_overrides}
             model = MLLM(preset, load_tokenizer(None, cfg.model))
         else:
-            if cfg.llm_overrides:
-                raise ValueError("llm_overrides apply to a preset, not to a checkpoint folder")
+            if cfg.llm_overrides or cfg.projector_overrides:
+                raise ValueError("llm_overrides / projector_overrides apply to a preset, not to a checkpoint folder")
             model = build_model(cfg.model, seed=cfg.seed)
     model.float().to(cfg.device)
     model.set_backend("auto")
