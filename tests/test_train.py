@@ -71,6 +71,25 @@ def test_resume_continues_identically(tmp_path):
         train(tiny_config(seed=1), tmp_path / "b", progress=False)
 
 
+def vision_config(**kw):
+    return tiny_config(stages=[StageConfig("vision", train=("vision",), data="attributes", max_steps=4, batch_size=5,
+                                           lr=1e-2),
+                               StageConfig("instruct", train=("projector", "llm"), data="qa", max_steps=2,
+                                           batch_size=3, lr=1e-2)], **kw)
+
+
+def test_resume_inside_the_vision_stage_continues_identically(tmp_path):
+    """Stopped inside the tower pretraining (heads and optimiser in the checkpoint), resumed: the same weights and
+    log as one uninterrupted run; the instruct stage then sees features of the pretrained tower."""
+    straight = train(vision_config(), tmp_path / "a", progress=False)
+    train(vision_config(), tmp_path / "b", progress=False, stop_after=2)
+    assert json.loads((tmp_path / "b" / "train_log.jsonl").read_text().splitlines()[-1])["stage_name"] == "vision"
+    resumed = train(vision_config(), tmp_path / "b", progress=False)
+    a, b = state(straight), state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "a" / "train_log.jsonl").read_text() == (tmp_path / "b" / "train_log.jsonl").read_text()
+
+
 def test_frozen_parts_stay_frozen_and_the_export_loads(tmp_path):
     from qmamba_eval.models import build_model
     from PIL import Image
