@@ -4,7 +4,9 @@
 
 JOBS.json is a list of ``{"name": ..., "args": [...]}``: ``args`` are ``run_eval.py train`` arguments (the
 output folder is added: ``DIR/<name>``).  After training, ``results/train/make_table.py`` answers the synthetic
-test split with the exported model (``--orders``, default raster) into ``DIR/<name>/table``.  A job that fails
+test split with the exported model (``--orders``, default raster) into ``DIR/<name>/table``, on the CPU (``--gpus``
+spreads the trainings only). For many runs on one GPU, start CUDA MPS first (``nvidia-cuda-mps-control -d``):
+without it the processes time-slice the GPU (measured: about 12x less throughput, results/train/COMMANDS.md).  A job that fails
 or times out is recorded and the others go on.  Writes ``DIR/summary.json`` (per job: seconds, return codes,
 final losses, test accuracy) and prints one line per job as it ends.
 """
@@ -17,7 +19,7 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +55,10 @@ def run_job(job: dict, out: Path, timeout: float, orders: str, gpu=None, deadlin
             res["evaluated"] = "checkpoint (training cut short)"
         else:
             model = None
+        if model is not None and deadline is not None:  # evaluation too must end by the deadline
+            timeout = min(timeout, deadline - time.time() - 5)
+            if timeout < 10:
+                res["eval_rc"], model = "skipped (deadline)", None
         if model is not None:
             t1 = time.time()
             try:
@@ -93,7 +99,7 @@ def main() -> int:
         futures = [pool.submit(run_job, j, out, a.timeout, a.orders, i % a.gpus if a.gpus else None,
                                deadline)
                    for i, j in enumerate(jobs)]
-        for f in futures:
+        for f in as_completed(futures):
             r = f.result()
             results.append(r)
             acc = r.get("accuracy", {}).get("raster")

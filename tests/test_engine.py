@@ -198,3 +198,18 @@ def test_pin_norm_configs_leaves_one_config(monkeypatch):
     assert module.fwd.configs == [("Config", {}, 8)] and module.bwd.configs == [("Config", {}, 8)]
     assert module.single.configs == ["cfg0"]  # already one config: untouched
     assert not kernels.pin_norm_configs(num_warps=8, module=module)  # nothing left to pin
+
+
+def test_pin_norm_configs_leaves_block_size_configs_alone(monkeypatch):
+    import sys
+    import types
+
+    from qmamba_eval.engine import kernels
+
+    class Autotuner:
+        def __init__(self):
+            self.configs = [types.SimpleNamespace(kwargs={"BLOCK_SIZE_M": m}) for m in (16, 32)]
+
+    monkeypatch.setitem(sys.modules, "triton", types.SimpleNamespace(Config=lambda kwargs, num_warps: None))
+    module = types.SimpleNamespace(scan=Autotuner())
+    assert not kernels.pin_norm_configs(num_warps=8, module=module) and len(module.scan.configs) == 2

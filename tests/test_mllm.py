@@ -184,3 +184,18 @@ def test_vision_loaded_from_a_checkpoint_is_not_recorded_as_random(tmp_path):
     assert build_model("tiny-qmamba", checkpoint="random").identity()["vision_random_init"]
     ident = build_model("tiny-qmamba", checkpoint=str(tmp_path / "ck")).identity()
     assert not ident["random_init"] and not ident["vision_random_init"]
+
+
+def test_a_weight_under_both_dinov2_spellings_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    m = build_model("tiny-qmamba", seed=3)
+    save_model(m, tmp_path / "ck")
+    state = load_file(str(tmp_path / "ck" / "model.safetensors"))
+    key = next(k for k in state if ".attention.q_proj." in k or ".attention.attention.query." in k)
+    twin = key.replace(".attention.q_proj.", ".attention.attention.query.") if ".q_proj." in key else \
+        key.replace(".attention.attention.query.", ".attention.q_proj.")
+    state[twin] = torch.zeros_like(state[key])
+    save_file(state, str(tmp_path / "ck" / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="twice"):
+        build_model(str(tmp_path / "ck"))

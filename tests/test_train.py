@@ -119,6 +119,7 @@ def test_cli_stage_overrides():
 
     assert _stage_overrides("lr=1e-3,epochs=2,train=projector+llm,max_steps=none,precision=bfloat16") == {
         "lr": 1e-3, "epochs": 2, "train": ("projector", "llm"), "max_steps": None, "precision": "bfloat16"}
+    assert _stage_overrides("tie_embeddings=false,rms_norm=True") == {"tie_embeddings": False, "rms_norm": True}
     with pytest.raises(ValueError):
         StageConfig("x", train=("decoder",))
 

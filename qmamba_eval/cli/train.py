@@ -1,4 +1,4 @@
-"""``run_eval.py train``: two-stage training on the synthetic visual-QA data (resumable)."""
+"""``run_eval.py train``: staged training (vision, align, instruct) on the synthetic visual-QA data (resumable)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ DESCRIPTION = ("Train a model on the synthetic visual-QA data: stage 0 pretrains
 
 
 def _stage_overrides(text: str) -> dict:
-    """``"lr=1e-3,epochs=2,train=projector+llm"`` -> dict (numbers parsed, ``+`` separates parts)."""
+    """``"lr=1e-3,epochs=2,train=projector+llm"`` -> dict (numbers and true/false parsed, ``+`` separates parts)."""
     out = {}
     for item in filter(None, (x.strip() for x in (text or "").split(","))):
         if "=" not in item:
@@ -25,6 +25,9 @@ def _stage_overrides(text: str) -> dict:
         if key in ("train", "betas"):
             parts = value.split("+")
             out[key] = tuple(float(p) for p in parts) if key == "betas" else tuple(parts)
+            continue
+        if value.lower() in ("true", "false"):
+            out[key] = value.lower() == "true"
             continue
         for cast in (int, float):
             try:
@@ -43,7 +46,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, help="initialisation and batch order (default 0)")
     p.add_argument("--data-seed", type=int, help="the synthetic data's seed (default 0)")
     p.add_argument("--data-scale", help="synthetic train split size: a scale name or SHAPES,SIGNS,SUMS scene counts")
-    p.add_argument("--max-per-task", type=positive_int, help="questions per benchmark in stage 2 (default 2500)")
+    p.add_argument("--max-per-task", type=positive_int, help="questions per benchmark in the qa stages (default 8000)")
     p.add_argument("--stage0", help="overrides of the 'vision' stage (tower pretraining), e.g. 'max_steps=200'")
     p.add_argument("--stage1", help="overrides of the 'align' stage, e.g. 'max_steps=50,lr=2e-3,batch_size=32'")
     p.add_argument("--stage2", help="overrides of the 'instruct' stage, e.g. 'max_steps=2500,precision=bfloat16'")

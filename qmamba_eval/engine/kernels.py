@@ -36,7 +36,10 @@ def pin_norm_configs(num_warps: int = NORM_WARPS, module=None) -> bool:
     pinned = False
     for name in dir(module):
         tuner = getattr(module, name)
-        if type(tuner).__name__ == "Autotuner" and len(getattr(tuner, "configs", ())) > 1:
+        configs = getattr(tuner, "configs", ())
+        # only configs that differ in num_warps alone (a block size in kwargs would be needed by the kernel)
+        if type(tuner).__name__ == "Autotuner" and len(configs) > 1 and \
+                all(not getattr(c, "kwargs", None) for c in configs):
             tuner.configs = [triton.Config({}, num_warps=num_warps)]
             pinned = True
     if pinned and not _PINNED:

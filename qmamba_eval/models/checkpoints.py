@@ -50,7 +50,14 @@ def _renamed(key: str, expected) -> str:
 def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], where: str, prefix: str = "") -> None:
     """Strict load with a readable error: missing, unexpected and mis-shaped tensors by name."""
     expected = module.state_dict()
-    state = {_renamed(k, expected): v for k, v in state.items()}
+    renamed = {}
+    for k, v in state.items():
+        name = _renamed(k, expected)
+        if name in renamed:
+            raise CheckpointError(f"checkpoint {where} holds {prefix + name} twice (under both of transformers' "
+                                  "spellings of DINOv2's attention)")
+        renamed[name] = v
+    state = renamed
     tied = _tied_names(module)
     missing = [k for k in expected if k not in state and k not in tied]
     unexpected = [k for k in state if k not in expected]

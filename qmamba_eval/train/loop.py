@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ..data import synthetic
 from ..models.checkpoints import load_checkpoint, save_model
 from .config import PARTS, StageConfig, TrainConfig
-from .data import Example, batch_order, build_examples, collate, vision_features
+from .data import Example, batch_order, build_examples, collate, hash_seed, vision_features
 from .vision_pretrain import AttributeHeads, targets_table
 
 log = logging.getLogger(__name__)
@@ -79,11 +79,15 @@ def make_optimizer(params, stage: StageConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=stage.lr, betas=stage.betas)
 
 
+def autocast(model, precision: str):
+    """bf16 autocast on the model's device when the stage asks for it (weights stay float32)."""
+    return torch.autocast(device_type=model.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+
+
 def batch_loss(model, feats, ids, n_target, precision: str) -> torch.Tensor:
     """Mean cross-entropy over the target tokens (answer + EOS), visual tokens and prompt excluded."""
     device = model.device
-    amp = precision == "bfloat16"
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+    with autocast(model, precision):
         visual = model.projector(feats.to(device))
         embeds, mask = model._assemble(visual.float(), ids)  # the layout generate() uses: [pad][visual][text]
         logits = model.llm(inputs_embeds=embeds, attention_mask=mask)
@@ -129,10 +133,14 @@ class Trainer:
                     "heads": heads.state_dict() if heads is not None else None,
                     "optimizer": opt.state_dict() if opt is not None else None,
                     "scheduler": sched.state_dict() if sched is not None else None}, tmp / STATE_FILE)
-        final = self.out / "checkpoint"
-        if final.exists():
-            shutil.rmtree(final)
+        final, old = self.out / "checkpoint", self.out / "checkpoint.old"
+        if old.exists():
+            shutil.rmtree(old)
+        if final.exists():  # a kill between these renames still leaves one whole checkpoint (``_load`` falls back)
+            final.rename(old)
         tmp.rename(final)
+        if old.exists():
+            shutil.rmtree(old)
         with open(self.out / "train_log.jsonl", "w") as f:
             for h in self.history:
                 f.write(json.dumps(h) + "\n")
@@ -140,6 +148,8 @@ class Trainer:
 
     def _load(self, model) -> Optional[dict]:
         ckpt = self.out / "checkpoint"
+        if not (ckpt / STATE_FILE).is_file():  # killed while swapping checkpoints: the previous one
+            ckpt = self.out / "checkpoint.old"
         if not (self.resume and (ckpt / STATE_FILE).is_file()):
             return None
         load_checkpoint(model, ckpt, device=model.device)
@@ -179,7 +189,9 @@ class Trainer:
                 features = vision_features(model, data.images())
             heads = None
             if stage.data == "attributes":
-                heads = AttributeHeads(model.vision.feature_dim, model.vision.num_patches).to(model.device)
+                with torch.random.fork_rng(devices=[]):  # the same heads whether or not the run resumed before
+                    torch.manual_seed(hash_seed(cfg.seed, "heads", si))
+                    heads = AttributeHeads(model.vision.feature_dim, model.vision.num_patches).to(model.device)
                 if state and si == start_stage and state.get("heads"):
                     heads.load_state_dict(state["heads"])
                 params = params + list(heads.parameters())
@@ -212,12 +224,15 @@ class Trainer:
                 idx = batch_order(len(examples), stage.batch_size, cfg.seed, si, epoch)[k]
                 batch = [examples[i] for i in idx]
                 if heads is not None:
-                    table = pixels.features(model, batch)
-                    loss = heads.loss(torch.stack([table[e.image] for e in batch]),
-                                      torch.stack([targets[e.image] for e in batch]).to(model.device))
+                    with autocast(model, stage.precision):
+                        table = pixels.features(model, batch)
+                        loss = heads.loss(torch.stack([table[e.image] for e in batch]).float(),
+                                          torch.stack([targets[e.image] for e in batch]).to(model.device))
                 else:
-                    feats, ids, n_target = collate(model, batch, features if features is not None else
-                                                   pixels.features(model, batch))
+                    if features is None:
+                        with autocast(model, stage.precision):
+                            live = pixels.features(model, batch)
+                    feats, ids, n_target = collate(model, batch, features if features is not None else live)
                     loss = batch_loss(model, feats, ids, n_target, stage.precision)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
