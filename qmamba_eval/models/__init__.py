@@ -73,7 +73,7 @@ def build_model(name_or_path: str, device: str = "cpu", dtype=None, checkpoint: 
     # model on every device and dtype, and checkpoints of any dtype load the same way
     where = torch.device(device if init == "device" else "cpu")
     # a folder in our format carries the vision tower: its "no Hugging Face weights, random" warning would mislead
-    tower_in_checkpoint = bool(checkpoint) and checkpoint != "random" and Path(checkpoint).is_dir()
+    tower_in_checkpoint = bool(checkpoint) and checkpoint != "random" and _carries_tower(Path(checkpoint))
     with where, warnings.catch_warnings():
         if tower_in_checkpoint:
             warnings.filterwarnings("ignore", message=r"vision encoder .*RANDOM initialisation")
@@ -87,3 +87,15 @@ def build_model(name_or_path: str, device: str = "cpu", dtype=None, checkpoint: 
     model.eval()
     model.set_backend(backend)
     return model
+
+
+def _carries_tower(path: Path) -> bool:
+    """A folder in our format, or a flat safetensors file of ours (``vision.*`` tensors; keys read, not data)."""
+    if path.is_dir():
+        return True
+    if path.suffix == ".safetensors" and path.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            return any(k.startswith("vision.") for k in f.keys())
+    return False
