@@ -4,9 +4,10 @@
 
 JOBS.json is a list of ``{"name": ..., "args": [...]}``: ``args`` are ``run_eval.py train`` arguments (the
 output folder is added: ``DIR/<name>``).  After training, ``results/train/make_table.py`` answers the synthetic
-test split with the exported model (``--orders``, default raster) into ``DIR/<name>/table``, on the CPU (``--gpus``
-spreads the trainings only). For many runs on one GPU, start CUDA MPS first (``nvidia-cuda-mps-control -d``):
-without it the processes time-slice the GPU (measured: about 12x less throughput, results/train/COMMANDS.md).  A job that fails
+test split with the exported model (``--orders``, default raster) into ``DIR/<name>/table``, on the CPU
+(``--gpus`` spreads the trainings only). For many runs on one GPU add ``--mps`` (CUDA MPS, started and stopped
+here): without it the processes time-slice the GPU (on one H200, 13 runs without MPS made about 2.6 steps/s each,
+12 with MPS about 16, on a lighter stage mix: results/train/COMMANDS.md).  A job that fails
 or times out is recorded and the others go on.  Writes ``DIR/summary.json`` (per job: seconds, return codes,
 final losses, test accuracy) and prints one line per job as it ends.
 """
@@ -86,6 +87,8 @@ def main() -> int:
     p.add_argument("--orders", default="raster")
     p.add_argument("--deadline", type=float, help="seconds from now by which every job must have ended")
     p.add_argument("--gpus", type=int, default=0, help="spread jobs over this many GPUs (CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--mps", action="store_true",
+                   help="start CUDA MPS for the batch (nvidia-cuda-mps-control -d) and stop it at the end")
     a = p.parse_args()
     jobs = json.loads(Path(a.jobs).read_text())
     names = [j["name"] for j in jobs]
@@ -95,6 +98,26 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = []
     deadline = time.time() + a.deadline if a.deadline else None
+    mps = a.mps and start_mps()
+    try:
+        run_all(a, jobs, out, results, deadline)
+    finally:
+        if mps:
+            subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, check=False)
+    return 0
+
+
+def start_mps() -> bool:
+    """CUDA MPS lets many small training processes share one GPU instead of time-slicing it."""
+    try:
+        ok = subprocess.run(["nvidia-cuda-mps-control", "-d"], check=False).returncode == 0
+    except FileNotFoundError:
+        ok = False
+    print("CUDA MPS started" if ok else "CUDA MPS not available: the processes will time-slice the GPU", flush=True)
+    return ok
+
+
+def run_all(a, jobs, out, results, deadline) -> None:
     with ThreadPoolExecutor(a.parallel) as pool:
         futures = [pool.submit(run_job, j, out, a.timeout, a.orders, i % a.gpus if a.gpus else None,
                                deadline)
@@ -106,7 +129,6 @@ def main() -> int:
             print(f"{r['name']}: train {r['train_s']} s rc {r['train_rc']} loss {r.get('final_loss')} "
                   f"test {acc}", flush=True)
             (out / "summary.json").write_text(json.dumps(results, indent=1) + "\n")
-    return 0
 
 
 if __name__ == "__main__":
