@@ -315,7 +315,7 @@ def plot_losses(history: list[dict], path: Path) -> Path:
         ax.plot(range(x, x + len(ys)), ys, lw=0.8, label=f"stage {stage}: {name}")
         x += len(ys)
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (target tokens)")
+    ax.set_ylabel("cross-entropy (each stage's targets)")
     ax.set_yscale("log")
     ax.legend()
     ax.set_title("training loss (synthetic data)")
