@@ -16,7 +16,7 @@ from ..models.mamba import causal_conv1d_available, mamba_ssm_available, selecti
 
 
 NORM_WARPS = 8  # Triton's layer-norm rule for rows of 4096 (BLOCK_N // 256, at most 8): d_model 2560
-_PINNED: list = []
+_pinned_warps: dict = {}  # "num_warps" once pin_norm_configs pinned something in this process
 
 
 def pin_norm_configs(num_warps: int = NORM_WARPS, module=None) -> bool:
@@ -42,8 +42,8 @@ def pin_norm_configs(num_warps: int = NORM_WARPS, module=None) -> bool:
                 all(not getattr(c, "kwargs", None) for c in configs):
             tuner.configs = [triton.Config({}, num_warps=num_warps)]
             pinned = True
-    if pinned and not _PINNED:
-        _PINNED.append(num_warps)
+    if pinned:
+        _pinned_warps.setdefault("num_warps", num_warps)
     return pinned
 
 
@@ -66,7 +66,8 @@ class Kernels:
                 "selective_scan": "mamba_ssm-cuda" if self.scan else "torch-reference",
                 "state_update": "mamba_ssm-triton" if self.scan else "torch",
                 "causal_conv1d": "causal_conv1d-cuda" if self.conv1d else "torch",
-                "norm_configs": f"pinned num_warps={NORM_WARPS}" if self.fused_norm and _PINNED else "-"}
+                "norm_configs": (f"pinned num_warps={_pinned_warps['num_warps']}"
+                                 if self.fused_norm and _pinned_warps else "-")}
 
     # -- norm -------------------------------------------------------------------------------
 

@@ -64,17 +64,22 @@ def plots(df: pd.DataFrame, out: Path) -> list[Path]:
         plt.close(fig)
         paths.append(p)
 
+    def style(ax, xlabel, ylabel, title, legend=True):  # log-x line plot: labels, grid, legend
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        if legend:
+            ax.legend(fontsize=8)
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, col, title in ((axes[0], "ttft_ms", "time to first token"), (axes[1], "prefill_ms", "LLM prefill")):
         for system, g in main[main.batch == b1].groupby("system"):
             g = g.sort_values("n_tokens")
             ax.plot(g.n_tokens, g[col], marker="o", label=system, linestyle="--" if system == "reference" else "-")
-        ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("image tokens N")
-        ax.set_ylabel("ms")
-        ax.set_title(f"{title}, batch {b1}")
-        ax.grid(True, which="both", alpha=0.3)
+        style(ax, "image tokens N", "ms", f"{title}, batch {b1}", legend=False)
     axes[0].legend(fontsize=8)
     save(fig, "latency_vs_tokens.png")
 
@@ -84,12 +89,7 @@ def plots(df: pd.DataFrame, out: Path) -> list[Path]:
         g = g.sort_values("n_tokens")
         if g.peak_alloc_gib.notna().any():
             ax.plot(g.n_tokens, g.peak_alloc_gib, marker="o", label=system)
-    ax.set_xscale("log")
-    ax.set_xlabel("image tokens N")
-    ax.set_ylabel("peak allocated GiB")
-    ax.set_title(f"memory, batch {bmax}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    style(ax, "image tokens N", "peak allocated GiB", f"memory, batch {bmax}")
     save(fig, "memory_vs_tokens.png")
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -109,12 +109,8 @@ def plots(df: pd.DataFrame, out: Path) -> list[Path]:
         for b, g in q.groupby("batch"):
             g = g.sort_values("queries")
             ax.plot(g.queries, g.e2e_short_ms, marker="o", label=f"batch {b}")
-        ax.set_xscale("log")
-        ax.set_xlabel("Q-Mamba queries (LLM visual tokens)")
-        ax.set_ylabel("end-to-end ms (8-token answer)")
-        ax.set_title(f"Q-Mamba query count, N={int(q.n_tokens.iloc[0])}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        style(ax, "Q-Mamba queries (LLM visual tokens)", "end-to-end ms (8-token answer)",
+              f"Q-Mamba query count, N={int(q.n_tokens.iloc[0])}")
         save(fig, "qmamba_queries.png")
     return paths
 

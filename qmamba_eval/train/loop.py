@@ -185,7 +185,7 @@ class Trainer:
             params = set_trainable(model, stage.train)
             if "vision" in stage.train:
                 pixels, features = pixels or PixelTable(model, data.images()), None
-            else:
+            elif features is None:  # first frozen-tower stage, or the tower trained since: (re)compute
                 features = vision_features(model, data.images())
             heads = None
             if stage.data == "attributes":
@@ -223,17 +223,15 @@ class Trainer:
                 epoch, k = divmod(step, per_epoch)
                 idx = batch_order(len(examples), stage.batch_size, cfg.seed, si, epoch)[k]
                 batch = [examples[i] for i in idx]
-                if heads is not None:
+                table = features
+                if table is None:  # the tower trains: its features for this batch, with gradients
                     with autocast(model, stage.precision):
                         table = pixels.features(model, batch)
-                        loss = heads.loss(torch.stack([table[e.image] for e in batch]).float(),
-                                          torch.stack([targets[e.image] for e in batch]).to(model.device))
-                else:
-                    if features is None:
-                        with autocast(model, stage.precision):
-                            live = pixels.features(model, batch)
-                    feats, ids, n_target = collate(model, batch, features if features is not None else live)
-                    loss = batch_loss(model, feats, ids, n_target, stage.precision)
+                        if heads is not None:
+                            loss = heads.loss(torch.stack([table[e.image] for e in batch]).float(),
+                                              torch.stack([targets[e.image] for e in batch]).to(model.device))
+                if heads is None:
+                    loss = batch_loss(model, *collate(model, batch, table), stage.precision)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if stage.grad_clip:
