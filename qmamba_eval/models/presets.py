@@ -43,10 +43,12 @@ PRESETS: dict[str, MLLMConfig] = {
     "vlmamba-2.8b": _real("vlmamba-2.8b", "fixed_scan", vision="siglip-so400m-14-384", scan="bidirectional"),
     "qformer-2.8b": _real("qformer-2.8b", "qformer", num_queries=729, num_blocks=1, num_heads=16),
     "llava-style-2.7b": _real("llava-style-2.7b", "mlp", llm="llama", template="vicuna"),
-    "tiny-qmamba": _tiny("tiny-qmamba", "qmamba", num_queries=16, num_blocks=1, num_heads=4),
+    # tiny query projectors: as many queries as patches (36), the paper's best setting, and the same number of
+    # visual tokens as tiny-cobra / tiny-vlmamba, so the LLM does the same work in every tiny system
+    "tiny-qmamba": _tiny("tiny-qmamba", "qmamba", num_queries=36, num_blocks=1, num_heads=4),
     "tiny-cobra": _tiny("tiny-cobra", "mlp"),
     "tiny-vlmamba": _tiny("tiny-vlmamba", "fixed_scan", vision="tiny-siglip", scan="bidirectional"),
-    "tiny-qformer": _tiny("tiny-qformer", "qformer", num_queries=16, num_blocks=1, num_heads=4),
+    "tiny-qformer": _tiny("tiny-qformer", "qformer", num_queries=36, num_blocks=1, num_heads=4),
     "tiny-llava-style": _tiny("tiny-llava-style", "mlp", llm="llama", template="vicuna"),
 }
 

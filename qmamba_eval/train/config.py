@@ -53,11 +53,11 @@ def default_stages() -> list[StageConfig]:
     1. ``align``: LLaVA's stage 1, the projector alone on captions, tower and LLM frozen;
     2. ``instruct``: LLaVA's stage 2, projector + LLM on every benchmark's questions, tower frozen.
     """
-    return [StageConfig("vision", train=("vision",), data="attributes", epochs=20, max_steps=400, batch_size=64,
-                        lr=3e-3),
+    return [StageConfig("vision", train=("vision",), data="attributes", epochs=100, max_steps=3000,
+                        batch_size=64, lr=3e-3),
             StageConfig("align", train=("projector",), data="captions", epochs=1, max_steps=50, batch_size=64,
                         lr=2e-3),
-            StageConfig("instruct", train=("projector", "llm"), data="qa", epochs=20, max_steps=2500,
+            StageConfig("instruct", train=("projector", "llm"), data="qa", epochs=20, max_steps=6000,
                         batch_size=64, lr=2e-3)]
 
 

@@ -70,7 +70,9 @@ def main():
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", help="comma-separated model folders (name: <preset>-seed<k>/model)")
-    p.add_argument("--scale", default="small", help="synthetic test split scale")
+    p.add_argument("--split", default="test", choices=("test", "val"),
+                   help="test: the table; val: choose the seed that ships (writes val_selection.jsonl)")
+    p.add_argument("--scale", default="small", help="synthetic split scale (val: 'val', the same size as 'small')")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=6, help="answers are one word (<= 4 tokens + EOS)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent))
@@ -93,7 +95,7 @@ def main():
         (out / "table.md").write_text(markdown(rows, meta))
         print((out / "table.md").read_text())
         return
-    data = synthetic.generate("test", seed=0, scale=a.scale)
+    data = synthetic.generate(a.split, seed=0, scale=a.scale)
     rows = [majority_row(data)]
     for folder in a.models.split(","):
         folder = Path(folder)
@@ -117,11 +119,30 @@ def main():
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"command": "python results/train/make_table.py " + " ".join(sys.argv[1:]),
-            "data": f"synthetic test split, seed 0, scale {a.scale} (qmamba_eval.data.synthetic): NOT benchmark data",
+            "data": f"synthetic {a.split} split, seed 0, scale {a.scale} (qmamba_eval.data.synthetic): NOT benchmark data",
             "counts": {k: len(v) for k, v in data.rows.items()}, "max_new_tokens": a.max_new_tokens}
     (out / "table.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     (out / "table.md").write_text(markdown(rows, meta))
     print((out / "table.md").read_text())
+    if a.split == "val":
+        write_selection(rows, out / "val_selection.jsonl")
+
+
+def write_selection(rows, path: Path) -> None:
+    """Per model its val accuracy and mean over tasks; per system the best mean is marked ``"ships": true``."""
+    scored = [{"model": r["model"], "system": r["system"], "mean": round(statistics.mean(
+        v["accuracy"] for v in r["tasks"].values()), 2), "val": {k: round(v["accuracy"], 2) for k, v in
+                                                                 r["tasks"].items()}}
+              for r in rows if r["model"] != "majority" and r["order"] == "raster"]
+    best = {}
+    for s in scored:
+        if s["system"] not in best or s["mean"] > best[s["system"]]["mean"]:
+            best[s["system"]] = s
+    with open(path, "w") as f:
+        for s in scored:
+            f.write(json.dumps(dict(s, ships=best[s["system"]] is s)) + "\n")
+    for system, s in sorted(best.items()):
+        print(f"ships: {system}: {s['model']} (val mean {s['mean']})")
 
 
 def majority_row(data) -> dict:
@@ -154,7 +175,7 @@ def markdown(rows, meta) -> str:
             return f"{v[0]:.1f}"
         return f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}"
 
-    lines = [f"Synthetic test split ({meta['data']}); questions: {meta['counts']}.",
+    lines = [f"Accuracy on {meta['data']}; questions: {meta['counts']}.",
              "Accuracy in percent (benchmark's own per-question scorer); mean ± sample std over seeds when several.",
              f"Made by: `{meta['command']}`", "",
              "| system | seeds | visual-token order | " + " | ".join(tasks) + " | mean |",

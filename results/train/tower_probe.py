@@ -1,0 +1,99 @@
+"""How much of a scene a tiny vision tower keeps: a shape-presence probe on its frozen patch features.
+
+For every shape scene of the synthetic train split, the tower's patch features (B, 36, C) go through a small
+per-patch MLP whose 4 outputs (one per shape) are max-pooled over the patches; it is trained (BCE, 1,500 steps of
+128, AdamW 3e-3, seed 0) to say which shapes are in the image, then scored on the test split (scale ``small``):
+the accuracy over (image, shape) pairs -- the existence question POPE asks, without an LLM.
+
+    python results/train/tower_probe.py --model tiny-qmamba                    # a shipped (or any) model's tower
+    python results/train/tower_probe.py --stage0 3000 [--lr 3e-3] [--batch 64]  # pretrain a fresh tower, then probe
+
+``--stage0 N`` runs the trainer's stage 0 alone (``run_eval.py train``'s vision stage, on the CPU) for N steps on
+a fresh ``tiny-cobra`` tower (the tiny DINOv2 + SigLIP pair every tiny preset but tiny-vlmamba uses).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+def presence(model, split: str, scale=None):
+    from qmamba_eval.data import synthetic
+    from qmamba_eval.train.data import vision_features
+
+    data = synthetic.generate(split, seed=0, scale=scale, tasks=["pope"])
+    scenes = [s for s in data.scenes if s.kind == "shapes"]
+    feats = vision_features(model, {s.name: s.image for s in scenes})
+    x = torch.stack([feats[s.name] for s in scenes])  # (B, N, C)
+    y = torch.tensor([[float(any(o.shape == sh for o in s.objects)) for sh in synthetic.SHAPES] for s in scenes])
+    return x, y
+
+
+def probe(model, steps: int = 1500) -> dict:
+    model.eval()
+    x_tr, y_tr = presence(model, "train")
+    x_te, y_te = presence(model, "test", "small")
+    torch.manual_seed(0)
+    c = x_tr.shape[-1]
+    net = nn.Sequential(nn.LayerNorm(c), nn.Linear(c, 128), nn.GELU(), nn.Linear(128, y_tr.shape[1]))
+    opt = torch.optim.AdamW(net.parameters(), 3e-3)
+    for _ in range(steps):
+        i = torch.randint(0, len(x_tr), (128,))
+        loss = nn.functional.binary_cross_entropy_with_logits(net(x_tr[i]).amax(1), y_tr[i])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        def acc(x, y):
+            return ((net(x).amax(1) > 0).float() == y).float().mean().item()
+        return {"train": round(100 * acc(x_tr, y_tr), 1), "test": round(100 * acc(x_te, y_te), 1),
+                "test_pairs": y_te.numel()}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", help="preset or model folder whose tower is probed")
+    p.add_argument("--stage0", type=int, help="pretrain a fresh tiny tower for this many stage-0 steps first")
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    warnings.simplefilter("ignore")
+    t0 = time.time()
+    if a.stage0:
+        from qmamba_eval.train.config import StageConfig, TrainConfig
+        from qmamba_eval.train.loop import train
+
+        stage = StageConfig("vision", train=("vision",), data="attributes", epochs=10_000, max_steps=a.stage0,
+                            batch_size=a.batch, lr=a.lr)
+        with tempfile.TemporaryDirectory() as tmp:
+            model = train(TrainConfig(model="tiny-cobra", stages=[stage], seed=a.seed, save_every=10 ** 9), tmp,
+                          progress=False, resume=False)
+        what = f"fresh tower, stage 0 for {a.stage0} steps of {a.batch}, lr {a.lr}, seed {a.seed}"
+    elif a.model:
+        from qmamba_eval.models import build_model
+
+        model = build_model(a.model)
+        what = f"tower of {a.model}"
+    else:
+        p.error("give --model or --stage0")
+    res = probe(model)
+    print(f"{what}: shape-presence probe accuracy train {res['train']} %, test {res['test']} % "
+          f"({res['test_pairs']} image-shape pairs), {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
