@@ -165,7 +165,8 @@ def main() -> int:
             write_json_atomic(result_file, doc)
             return 1
 
-    one_dir, many_dir = work / "runs-1", work / f"runs-{a.gpus}"
+    # two folders whatever --gpus is (with --gpus 1 a shared folder would let the second run resume the first)
+    one_dir, many_dir = work / "runs-one-process", work / f"runs-torchrun-{a.gpus}"
     torchrun = shutil.which("torchrun")
     launcher = [torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]
     cpus = os.cpu_count() or 1

@@ -56,7 +56,8 @@ def test_bridge_generate_and_loglikelihood_match_our_model():
     ours = lm.model.score_options(ims, prompts, ["Yes"])[:, 0]
     # (loss, is_greedy), loss = -log-probability, wrapped so that lmms-eval's evaluator keeps the pair
     pairs = [unwrap_generation_output(x)[0] for x in ll]
-    assert [round(-loss, 4) for loss, _ in pairs] == [round(float(x), 4) for x in ours]
+    # batches of 2 through the bridge vs one batch of 3 here: equal up to float32 summation order
+    assert [-loss for loss, _ in pairs] == pytest.approx([float(x) for x in ours], abs=1e-4)
     assert all(isinstance(g, bool) for _, g in pairs)
 
 

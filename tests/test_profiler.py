@@ -24,7 +24,10 @@ def test_profile_writes_rows_files_and_plots(tiny_profile):
     assert (df.status == "ok").all()
     ok = df.set_index(["system", "n_tokens"])
     # Q-Mamba hands the LLM its query count whatever N is; Cobra hands it every image token
-    assert ok.loc[("qmamba", 16), "visual_tokens_to_llm"] == ok.loc[("qmamba", 36), "visual_tokens_to_llm"] == 16
+    from qmamba_eval.models import PRESETS
+
+    queries = PRESETS["tiny-qmamba"].projector_kwargs["num_queries"]  # 36
+    assert ok.loc[("qmamba", 16), "visual_tokens_to_llm"] == ok.loc[("qmamba", 36), "visual_tokens_to_llm"] == queries
     assert ok.loc[("cobra", 16), "visual_tokens_to_llm"] == 16 and ok.loc[("cobra", 36), "visual_tokens_to_llm"] == 36
     assert ok.loc[("qmamba-q4", 36), "visual_tokens_to_llm"] == 4
     for col in ("vision_ms", "projector_ms", "prefill_ms", "ttft_ms", "decode_ms_per_token", "e2e_short_ms"):

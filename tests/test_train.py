@@ -154,7 +154,7 @@ def test_reference_scan_equals_the_indexed_scan_forward_and_backward():
     assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(outs[0], outs[1]))
 
 
-SHIPPED = ("tiny-qmamba", "tiny-qformer", "tiny-cobra", "tiny-vlmamba")
+SHIPPED = ("tiny-qmamba", "tiny-qformer", "tiny-cobra", "tiny-vlmamba", "tiny-llava-style")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -173,9 +173,9 @@ def test_shipped_checkpoints_load_by_default_and_answer_from_the_image(name):
     spread = float(model.score_options(images, [prompt] * len(images), colors).std(0).mean())
     untrained = build_model(name, checkpoint="random")
     flat = float(untrained.score_options(images, [prompt] * len(images), colors).std(0).mean())
-    # trained, the answer's log-probabilities follow the picture (measured: std 1.7-2.1 nats across the 8
-    # images); untrained they barely move (6e-5 to 6e-4)
-    assert spread > 0.5 and flat < 0.01
+    # trained, the answer's log-probabilities follow the picture (measured: std 2.9-4.6 nats across the 8
+    # images); untrained they barely move (7e-5 to 1e-2, the most for the Transformer LLM)
+    assert spread > 0.5 and flat < 0.05
     assert untrained.checkpoint is None
 
 
