@@ -13,7 +13,7 @@ holds the environment, both commands with their whole wall time, both runs' timi
 
 Autotuning: mamba-ssm's fused add + RMSNorm Triton kernel picks its ``num_warps`` by timing, separately in every
 process, and two picks sum a row in different orders. On random weights that flipped 239 of 4,096 greedy answers
-between two processes on the same GPU (first H200 run, results/gpu/multigpu_run1.json). So every process here
+between a one-process run on GPU 0 and a 2-rank run on GPUs 0 and 1 (first H200 run, results/gpu/multigpu_run1.json). So every process here
 gets ``TRITON_CACHE_AUTOTUNING=1`` and one fresh ``TRITON_CACHE_DIR``: a warm-up process (one batch) tunes and
 compiles once, both timed runs read that pick from the cache (``--per-process-autotune`` turns this off).
 """

@@ -6,8 +6,9 @@ JOBS.json is a list of ``{"name": ..., "args": [...]}``: ``args`` are ``run_eval
 output folder is added: ``DIR/<name>``).  After training, ``results/train/make_table.py`` answers the synthetic
 test split with the exported model (``--orders``, default raster) into ``DIR/<name>/table``, on the CPU
 (``--gpus`` spreads the trainings only). For many runs on one GPU add ``--mps`` (CUDA MPS, started and stopped
-here): without it the processes time-slice the GPU (on one H200, 13 runs without MPS made about 2.6 steps/s each,
-12 with MPS about 16, on a lighter stage mix: results/train/COMMANDS.md).  A job that fails
+here): without it the processes time-slice the GPU (on one H200, 13 runs without MPS got through about 1,000
+instruct steps in 400 s, results/train/gpu_probe_runs.json; 12 with MPS ran 9,048 steps each in 374-410 s,
+results/train/gpu_training_runs.json).  A job that fails
 or times out is recorded and the others go on.  Writes ``DIR/summary.json`` (per job: seconds, return codes,
 final losses, test accuracy) and prints one line per job as it ends.
 """

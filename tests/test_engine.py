@@ -28,7 +28,8 @@ def images(n=4, size=48):
 
 
 def sharpen(model, factor=5.0):
-    """Random tiny LLMs barely use their context; larger weights make answers differ from row to row."""
+    """Larger LLM weights make answers differ from row to row on these unnatural images (tiny presets load their
+    shipped weights; ``checkpoint="random"`` ones barely use their context), so equality checks can fail."""
     with torch.no_grad():
         for name, p in model.llm.named_parameters():
             if p.dim() == 2:
@@ -146,7 +147,7 @@ def test_assemble_matches_the_reference_layout():
 @pytest.mark.parametrize("name", TINY)
 def test_engine_answers_equal_the_reference(name):
     ims = images()
-    for seed in range(8):  # random tiny weights may answer every row alike (seed and torch version dependent)
+    for seed in range(8):  # seeds change only weights a checkpoint lacks; stop at the first with varied answers
         m = sharpen(build_model(name, seed=seed))
         ref = m.generate(ims, PROMPTS, max_new_tokens=6)
         if name not in ("tiny-qmamba", "tiny-llava-style") or len(set(ref)) > 1:

@@ -20,7 +20,7 @@ PROMPTS = ["What color is it?", "How many shapes are there in this small picture
 
 
 def sharpen(model):
-    """Random init barely uses context; scale the mixers so input differences reach the logits."""
+    """Scale the mixers' output projections so input differences reach the logits (shipped or random weights)."""
     with torch.no_grad():
         for n, p in model.llm.named_parameters():
             if "out_proj" in n:

@@ -237,3 +237,28 @@ def test_vision_stage_trains_the_tower_alone(tmp_path):
     assert not same(before, after, "vision.") and not same(before, after, "llm.")
     with pytest.raises(ValueError, match="vision tower alone"):
         StageConfig("v", train=("vision", "llm"), data="attributes")
+
+
+def test_val_selection_marks_the_best_seed_per_system(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "results" / "train" / "make_table.py"
+    spec = importlib.util.spec_from_file_location("make_table", path)
+    mt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mt)
+
+    def row(model, system, order, *acc):
+        return {"model": model, "system": system, "order": order,
+                "tasks": {t: {"accuracy": a} for t, a in zip(("gqa", "pope"), acc)}}
+
+    rows = [{"model": "majority", "system": "majority", "order": "-", "tasks": {"gqa": {"accuracy": 99.0}}},
+            row("a-seed0", "a", "raster", 50, 70), row("a-seed1", "a", "raster", 60, 80),
+            row("a-seed1", "a", "permuted", 99, 99),  # other orders never choose
+            row("b-seed0", "b", "raster", 40, 40), row("b-seed1", "b", "raster", 40, 40)]  # tie: first listed
+    out = tmp_path / "val_selection.jsonl"
+    mt.write_selection(rows, out)
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(g["model"], g["mean"], g["ships"]) for g in got] == [
+        ("a-seed0", 60.0, False), ("a-seed1", 70.0, True), ("b-seed0", 40.0, True), ("b-seed1", 40.0, False)]

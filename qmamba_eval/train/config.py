@@ -65,7 +65,7 @@ def default_stages() -> list[StageConfig]:
 class TrainConfig:
     model: str = "tiny-qmamba"  # preset name or one of our checkpoint folders (then training continues it)
     llm_overrides: dict = field(default_factory=dict)  # preset only: LLM config keys replaced (e.g. n_layer=4)
-    projector_overrides: dict = field(default_factory=dict)  # preset only: projector arguments (num_queries=36)
+    projector_overrides: dict = field(default_factory=dict)  # preset only: projector arguments (num_queries=16)
     stages: list = field(default_factory=default_stages)
     seed: int = 0  # initialisation and batch order
     data_seed: int = 0  # the synthetic benchmark's seed

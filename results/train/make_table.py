@@ -7,7 +7,13 @@ over the patch grid) and with a fixed random permutation -- the same images, onl
 patch features reach the projector changes.  Accuracy = mean per-question score of the benchmark's own
 scorer (VQA soft accuracy, exact match, yes/no), in percent.  Writes ``table.json`` and ``table.md``.
 
+``--split val`` answers the validation split instead (raster order is enough: ``--orders raster``), writes
+``val_table.json`` / ``val_table.md`` and ``val_selection.jsonl``: per model its val accuracies and their mean,
+and per system the seed that ships (best mean) marked ``"ships": true``.  ``--split train --scale 300,40,10``
+answers a prefix of the training split (how well the models fit what they were trained on).
+
     python results/train/make_table.py --models DIR/tiny-qmamba-seed0/model,... --out results/train
+    python results/train/make_table.py --split val --scale val --orders raster --models ... --out DIR
 """
 
 from __future__ import annotations
@@ -70,16 +76,18 @@ def main():
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", help="comma-separated model folders (name: <preset>-seed<k>/model)")
-    p.add_argument("--split", default="test", choices=("test", "val"),
-                   help="test: the table; val: choose the seed that ships (writes val_selection.jsonl)")
-    p.add_argument("--scale", default="small", help="synthetic split scale (val: 'val', the same size as 'small')")
+    p.add_argument("--split", default="test", choices=("test", "val", "train"),
+                   help="test: the table; val: choose the seed that ships (writes val_selection.jsonl); "
+                        "train: a prefix of the training split (--scale SHAPES,SIGNS,SUMS)")
+    p.add_argument("--scale", default="small",
+                   help="synthetic split scale: a name (val: 'val', the same size as 'small') or SHAPES,SIGNS,SUMS")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=6, help="answers are one word (<= 4 tokens + EOS)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip-invariant", action="store_true",
                    help="Q-Mamba / Q-Former with global attention: answer in raster order only and copy the result "
-                        "to the other orders (their output does not depend on the token order; measured on seed 0)")
+                        "to the other orders (their output does not depend on the token order; tests/test_projectors.py)")
     p.add_argument("--orders", default=",".join(ORDERS), help="visual-token orders to answer in")
     p.add_argument("--merge", help="comma-separated table.json files: write their rows together, evaluate nothing")
     a = p.parse_args()
@@ -95,7 +103,8 @@ def main():
         (out / "table.md").write_text(markdown(rows, meta))
         print((out / "table.md").read_text())
         return
-    data = synthetic.generate(a.split, seed=0, scale=a.scale)
+    scale = tuple(int(x) for x in a.scale.split(",")) if "," in a.scale else a.scale
+    data = synthetic.generate(a.split, seed=0, scale=scale)
     rows = [majority_row(data)]
     for folder in a.models.split(","):
         folder = Path(folder)
@@ -121,9 +130,10 @@ def main():
     meta = {"command": "python results/train/make_table.py " + " ".join(sys.argv[1:]),
             "data": f"synthetic {a.split} split, seed 0, scale {a.scale} (qmamba_eval.data.synthetic): NOT benchmark data",
             "counts": {k: len(v) for k, v in data.rows.items()}, "max_new_tokens": a.max_new_tokens}
-    (out / "table.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    (out / "table.md").write_text(markdown(rows, meta))
-    print((out / "table.md").read_text())
+    stem = "table" if a.split == "test" else f"{a.split}_table"  # never overwrites the test table
+    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    (out / f"{stem}.md").write_text(markdown(rows, meta))
+    print((out / f"{stem}.md").read_text())
     if a.split == "val":
         write_selection(rows, out / "val_selection.jsonl")
 
@@ -135,7 +145,7 @@ def write_selection(rows, path: Path) -> None:
                                                                  r["tasks"].items()}}
               for r in rows if r["model"] != "majority" and r["order"] == "raster"]
     best = {}
-    for s in scored:
+    for s in scored:  # a tie (to 0.01 points) keeps the model listed first
         if s["system"] not in best or s["mean"] > best[s["system"]]["mean"]:
             best[s["system"]] = s
     with open(path, "w") as f:

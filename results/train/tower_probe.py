@@ -7,14 +7,21 @@ the accuracy over (image, shape) pairs -- the existence question POPE asks, with
 
     python results/train/tower_probe.py --model tiny-qmamba                    # a shipped (or any) model's tower
     python results/train/tower_probe.py --stage0 3000 [--lr 3e-3] [--batch 64]  # pretrain a fresh tower, then probe
+    python results/train/tower_probe.py --stage0 400 --tower 96,16,2,32,24     # another tower shape, same stage 0
 
 ``--stage0 N`` runs the trainer's stage 0 alone (``run_eval.py train``'s vision stage, on the CPU) for N steps on
-a fresh ``tiny-cobra`` tower (the tiny DINOv2 + SigLIP pair every tiny preset but tiny-vlmamba uses).
+a fresh ``tiny-cobra`` tower (the tiny DINOv2 + SigLIP pair every tiny preset but tiny-vlmamba uses); ``--tower
+SIZE,PATCH,LAYERS,SIGLIP_WIDTH,DINO_WIDTH`` changes that pair for this process only (2 heads, MLP twice the
+width; the presets' pair is 48,8,2,32,24). ``--log FILE`` appends the result as one JSON line.
+
+Reading it: the test split has 240 (image, shape) pairs, 40 % of them "present", so answering "absent" always
+scores 59.6 %; one pair is 0.42 points.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -64,24 +71,31 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", help="preset or model folder whose tower is probed")
     p.add_argument("--stage0", type=int, help="pretrain a fresh tiny tower for this many stage-0 steps first")
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=3e-3, help="stage 0 only (the probe itself: AdamW 3e-3)")
+    p.add_argument("--batch", type=int, default=64, help="stage 0 only")
+    p.add_argument("--seed", type=int, default=0, help="stage 0 only")
+    p.add_argument("--tower", help="stage 0 only: SIZE,PATCH,LAYERS,SIGLIP_WIDTH,DINO_WIDTH of a fresh tiny tower")
+    p.add_argument("--log", help="append the result to this JSONL file")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     warnings.simplefilter("ignore")
     t0 = time.time()
+    if a.tower and not a.stage0:
+        p.error("--tower shapes a fresh tower: give --stage0 too")
     if a.stage0:
         from qmamba_eval.train.config import StageConfig, TrainConfig
         from qmamba_eval.train.loop import train
 
+        if a.tower:
+            set_tiny_tower(*(int(x) for x in a.tower.split(",")))
         stage = StageConfig("vision", train=("vision",), data="attributes", epochs=10_000, max_steps=a.stage0,
                             batch_size=a.batch, lr=a.lr)
         with tempfile.TemporaryDirectory() as tmp:
             model = train(TrainConfig(model="tiny-cobra", stages=[stage], seed=a.seed, save_every=10 ** 9), tmp,
                           progress=False, resume=False)
-        what = f"fresh tower, stage 0 for {a.stage0} steps of {a.batch}, lr {a.lr}, seed {a.seed}"
+        what = (f"fresh tower{' ' + a.tower if a.tower else ''}, stage 0 for {a.stage0} steps of {a.batch}, "
+                f"lr {a.lr}, seed {a.seed}")
     elif a.model:
         from qmamba_eval.models import build_model
 
@@ -92,7 +106,21 @@ def main() -> int:
     res = probe(model)
     print(f"{what}: shape-presence probe accuracy train {res['train']} %, test {res['test']} % "
           f"({res['test_pairs']} image-shape pairs), {time.time() - t0:.0f} s")
+    if a.log:
+        with open(a.log, "a") as f:
+            f.write(json.dumps({"what": what, "command": "python results/train/tower_probe.py " + " ".join(sys.argv[1:]),
+                                **res, "seconds": round(time.time() - t0)}) + "\n")
     return 0
+
+
+def set_tiny_tower(size: int, patch: int, layers: int, siglip_width: int, dino_width: int) -> None:
+    """Replace the tiny DINOv2 / SigLIP specs in this process (a probe of other tower shapes, not a preset)."""
+    from qmamba_eval.models import vision as v
+
+    v.BACKBONES["tiny-siglip"] = v.BackboneSpec("siglip", size, patch, siglip_width, layers, 2, 2 * siglip_width,
+                                                v.SIGLIP_MEAN, v.SIGLIP_STD)
+    v.BACKBONES["tiny-dinov2"] = v.BackboneSpec("dinov2", size, patch, dino_width, layers, 2, 2 * dino_width,
+                                                v.IMAGENET_MEAN, v.IMAGENET_STD, 4)
 
 
 if __name__ == "__main__":
