@@ -5,7 +5,7 @@ checkpoint), answer every question of the synthetic ``test`` split (scale ``--sc
 training) three times: with the visual tokens in raster order, with the patch order transposed (column-major
 over the patch grid) and with a fixed random permutation -- the same images, only the order in which the
 patch features reach the projector changes.  Accuracy = mean per-question score of the benchmark's own
-scorer (VQA soft accuracy, exact match, yes/no), in percent.  Writes ``table.json`` and ``table.md``.
+scorer (VQA soft accuracy, exact match, yes/no), in percent.  Writes ``table.json``, ``table.md`` and ``table.png``.
 
 ``--split val`` answers the validation split instead (raster order is enough: ``--orders raster``), writes
 ``val_table.json`` / ``val_table.md`` and ``val_selection.jsonl``: per model its val accuracies and their mean,
@@ -99,8 +99,10 @@ def main():
         meta = dict(parts[0]["meta"], command="python results/train/make_table.py " + " ".join(sys.argv[1:]),
                     parts=[part["meta"]["command"] for part in parts])
         out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
         (out / "table.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
         (out / "table.md").write_text(markdown(rows, meta))
+        plot(rows, meta, out / "table.png")
         print((out / "table.md").read_text())
         return
     scale = tuple(int(x) for x in a.scale.split(",")) if "," in a.scale else a.scale
@@ -133,6 +135,7 @@ def main():
     stem = "table" if a.split == "test" else f"{a.split}_table"  # never overwrites the test table
     (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     (out / f"{stem}.md").write_text(markdown(rows, meta))
+    plot(rows, meta, out / f"{stem}.png")
     print((out / f"{stem}.md").read_text())
     if a.split == "val":
         write_selection(rows, out / "val_selection.jsonl")
@@ -200,6 +203,56 @@ def markdown(rows, meta) -> str:
         lines += ["", "Not re-run (order-invariant projector, global attention; raster result copied): "
                   + ", ".join(copied) + "."]
     return "\n".join(lines) + "\n"
+
+
+def plot(rows, meta, path: Path) -> Path:
+    """Left: accuracy per task and system (raster order), bars = mean over seeds, whiskers = min..max, the
+    majority answer as a grey tick. Right: the mean over tasks per visual-token order (the scan-order probe)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted(rows[0]["tasks"])
+    majority = next((r for r in rows if r["model"] == "majority"), None)
+    systems = list(dict.fromkeys(r["system"] for r in rows if r["model"] != "majority"))
+    orders = [o for o in ORDERS if any(r["order"] == o for r in rows)]
+
+    def per_seed(system, order, task=None):
+        got = [r for r in rows if r["system"] == system and r["order"] == order]
+        if task is None:
+            return [statistics.mean(r["tasks"][t]["accuracy"] for t in tasks) for r in got]
+        return [r["tasks"][task]["accuracy"] for r in got]
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [3, 1.3]})
+    width = 0.8 / max(1, len(systems))
+    for k, system in enumerate(systems):
+        xs = [i + (k - (len(systems) - 1) / 2) * width for i in range(len(tasks))]
+        vals = [per_seed(system, "raster", t) for t in tasks]
+        means = [statistics.mean(v) for v in vals]
+        err = [[m - min(v) for m, v in zip(means, vals)], [max(v) - m for m, v in zip(means, vals)]]
+        ax.bar(xs, means, width, yerr=err, capsize=2, label=f"{system} ({len(vals[0])} seeds)")
+    if majority:
+        for i, t in enumerate(tasks):
+            ax.hlines(majority["tasks"][t]["accuracy"], i - 0.45, i + 0.45, colors="grey", linestyles="--", lw=1,
+                      label="majority answer" if i == 0 else None)
+    ax.set_xticks(range(len(tasks)), tasks)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)
+    ax.set_title("raster order: mean over seeds, whiskers min..max")
+    for k, system in enumerate(systems):
+        means = [statistics.mean(per_seed(system, o)) if per_seed(system, o) else float("nan") for o in orders]
+        bx.plot(range(len(orders)), means, marker="o", label=system)
+    bx.set_xticks(range(len(orders)), orders)
+    bx.set_ylabel("mean accuracy over tasks (%)")
+    bx.set_title("scan-order probe")
+    bx.legend(fontsize=7)
+    fig.suptitle(meta["data"], fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 if __name__ == "__main__":
