@@ -147,11 +147,8 @@ def test_assemble_matches_the_reference_layout():
 @pytest.mark.parametrize("name", TINY)
 def test_engine_answers_equal_the_reference(name):
     ims = images()
-    for seed in range(8):  # seeds change only weights a checkpoint lacks; stop at the first with varied answers
-        m = sharpen(build_model(name, seed=seed))
-        ref = m.generate(ims, PROMPTS, max_new_tokens=6)
-        if name not in ("tiny-qmamba", "tiny-llava-style") or len(set(ref)) > 1:
-            break
+    m = sharpen(build_model(name))  # the shipped weights (a seed would change nothing)
+    ref = m.generate(ims, PROMPTS, max_new_tokens=6)
     engine = attach(m)
     # the same pixels as the reference (PIL preprocessing), so answers must be identical
     pixels = m.vision.preprocess(ims)

@@ -114,12 +114,12 @@ def test_frozen_parts_stay_frozen_and_the_export_loads(tmp_path):
                           loaded.score_options(im, ["Is there a circle?"], ["Yes", "No"]))
 
 
-def test_cli_stage_overrides():
-    from qmamba_eval.cli.train import _stage_overrides
+def test_cli_key_values():
+    from qmamba_eval.cli.train import _key_values
 
-    assert _stage_overrides("lr=1e-3,epochs=2,train=projector+llm,max_steps=none,precision=bfloat16") == {
+    assert _key_values("lr=1e-3,epochs=2,train=projector+llm,max_steps=none,precision=bfloat16") == {
         "lr": 1e-3, "epochs": 2, "train": ("projector", "llm"), "max_steps": None, "precision": "bfloat16"}
-    assert _stage_overrides("tie_embeddings=false,rms_norm=True") == {"tie_embeddings": False, "rms_norm": True}
+    assert _key_values("tie_embeddings=false,rms_norm=True") == {"tie_embeddings": False, "rms_norm": True}
     with pytest.raises(ValueError):
         StageConfig("x", train=("decoder",))
 
@@ -220,7 +220,7 @@ def test_vision_pretraining_targets_and_heads():
     first = None
     for _ in range(30):
         loss = heads.loss(feats, targets)
-        first = first if first is not None else float(loss)
+        first = first if first is not None else loss.item()
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -15,8 +15,9 @@ DESCRIPTION = ("Train a model on the synthetic visual-QA data: stage 0 pretrains
                "Re-running the same command resumes from the last checkpoint.")
 
 
-def _stage_overrides(text: str) -> dict:
-    """``"lr=1e-3,epochs=2,train=projector+llm"`` -> dict (numbers and true/false parsed, ``+`` separates parts)."""
+def _key_values(text: str) -> dict:
+    """``"lr=1e-3,epochs=2,train=projector+llm"`` -> dict (numbers and true/false parsed, ``+`` separates parts):
+    the --stageN, --llm and --projector overrides."""
     out = {}
     for item in filter(None, (x.strip() for x in (text or "").split(","))):
         if "=" not in item:
@@ -76,16 +77,16 @@ def run(a) -> int:
         parts = a.data_scale.split(",")
         cfg["data_scale"] = tuple(int(x) for x in parts) if len(parts) == 3 else a.data_scale
     if a.llm:
-        cfg["llm_overrides"] = _stage_overrides(a.llm)
+        cfg["llm_overrides"] = _key_values(a.llm)
     if a.projector:
-        cfg["projector_overrides"] = _stage_overrides(a.projector)
+        cfg["projector_overrides"] = _key_values(a.projector)
     for name, text in (("vision", a.stage0), ("align", a.stage1), ("instruct", a.stage2)):
         if text:
             stage = next((st for st in cfg["stages"] if st["name"] == name), None)
             if stage is None:
                 raise ValueError(f"the configuration has no stage {name!r} (its stages: "
                                  f"{[st['name'] for st in cfg['stages']]})")
-            stage.update(_stage_overrides(text))
+            stage.update(_key_values(text))
     config = TrainConfig.from_dict(cfg)
     try:
         model = train(config, a.out, progress=not a.no_progress, resume=not a.no_resume)

@@ -195,7 +195,7 @@ class Trainer:
                 if state and si == start_stage and state.get("heads"):
                     heads.load_state_dict(state["heads"])
                 params = params + list(heads.parameters())
-                targets = targets_table(data)
+                targets = targets_table(data, model.device)
                 examples = [Example(name, "", "", "attributes") for name in sorted(targets)]
             else:
                 examples = build_examples(data, stage.data, cfg.max_per_task, cfg.caption_prompt, cfg.data_seed)
@@ -229,7 +229,7 @@ class Trainer:
                         table = pixels.features(model, batch)
                         if heads is not None:
                             loss = heads.loss(torch.stack([table[e.image] for e in batch]).float(),
-                                              torch.stack([targets[e.image] for e in batch]).to(model.device))
+                                              torch.stack([targets[e.image] for e in batch]))
                 if heads is None:
                     loss = batch_loss(model, *collate(model, batch, table), stage.precision)
                 opt.zero_grad(set_to_none=True)

@@ -58,20 +58,23 @@ class AttributeHeads(nn.Module):
         h = self.norm(feats)
         quad = self.quadrant(torch.einsum("qn,bnc->bqc", self.pool.to(h.dtype), h))  # (B, 4, 13)
         img = self.image(h.mean(1))  # (B, 3 + words)
-        logits, labels = [], []
-        start = 0
+        pairs, start = [], 0
         for k, n in enumerate(QUADRANT_CLASSES):
-            logits.append(quad[..., start:start + n].reshape(-1, n))
-            labels.append(targets[:, k:4 * len(QUADRANT_CLASSES):len(QUADRANT_CLASSES)].reshape(-1))
+            pairs.append((quad[..., start:start + n].reshape(-1, n),
+                          targets[:, k:4 * len(QUADRANT_CLASSES):len(QUADRANT_CLASSES)].reshape(-1)))
             start += n
-        losses = [F.cross_entropy(lg, lb, ignore_index=IGNORE) for lg, lb in zip(logits, labels)
-                  if (lb != IGNORE).any()]
-        losses.append(F.cross_entropy(img[:, :len(KINDS)], targets[:, -2]))
-        if (targets[:, -1] != IGNORE).any():
-            losses.append(F.cross_entropy(img[:, len(KINDS):], targets[:, -1], ignore_index=IGNORE))
-        return torch.stack(losses).mean()
+        pairs += [(img[:, :len(KINDS)], targets[:, -2]), (img[:, len(KINDS):], targets[:, -1])]
+        # the mean over the targets that apply, then over the targets present in the batch -- computed without
+        # asking the device which are present (no host sync per step)
+        means, present = [], []
+        for logits, labels in pairs:
+            n = (labels != IGNORE).sum()
+            means.append(F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum") / n.clamp(min=1))
+            present.append(n > 0)
+        present = torch.stack(present).to(quad.dtype)
+        return (torch.stack(means) * present).sum() / present.sum()
 
 
-def targets_table(data) -> dict:
-    """{image name: LongTensor (N_TARGETS,)} for every scene of a split."""
-    return {s.name: torch.tensor(scene_targets(s), dtype=torch.long) for s in data.scenes}
+def targets_table(data, device=None) -> dict:
+    """{image name: LongTensor (N_TARGETS,)} for every scene of a split (on ``device``, once)."""
+    return {s.name: torch.tensor(scene_targets(s), dtype=torch.long, device=device) for s in data.scenes}

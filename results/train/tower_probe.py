@@ -115,12 +115,13 @@ def main() -> int:
 
 def set_tiny_tower(size: int, patch: int, layers: int, siglip_width: int, dino_width: int) -> None:
     """Replace the tiny DINOv2 / SigLIP specs in this process (a probe of other tower shapes, not a preset)."""
+    from dataclasses import replace
+
     from qmamba_eval.models import vision as v
 
-    v.BACKBONES["tiny-siglip"] = v.BackboneSpec("siglip", size, patch, siglip_width, layers, 2, 2 * siglip_width,
-                                                v.SIGLIP_MEAN, v.SIGLIP_STD)
-    v.BACKBONES["tiny-dinov2"] = v.BackboneSpec("dinov2", size, patch, dino_width, layers, 2, 2 * dino_width,
-                                                v.IMAGENET_MEAN, v.IMAGENET_STD, 4)
+    for name, width in (("tiny-siglip", siglip_width), ("tiny-dinov2", dino_width)):
+        v.BACKBONES[name] = replace(v.BACKBONES[name], image_size=size, patch_size=patch, num_layers=layers,
+                                    hidden_size=width, intermediate_size=2 * width)
 
 
 if __name__ == "__main__":
