@@ -31,12 +31,6 @@ class World:
     def distributed(self) -> bool:
         return self.size > 1
 
-    def barrier(self) -> None:
-        if self.distributed:
-            import torch.distributed as dist
-
-            dist.barrier()
-
     def all_ok(self, ok: bool) -> bool:
         """True on every rank when ``ok`` is true on every rank (a failure anywhere stops everyone cleanly)."""
         if not self.distributed:
@@ -48,16 +42,6 @@ class World:
         flag = torch.tensor([0 if ok else 1], device=device)
         dist.all_reduce(flag, op=dist.ReduceOp.SUM)
         return int(flag.item()) == 0
-
-    def broadcast(self, obj):
-        """Rank 0's ``obj`` on every rank."""
-        if not self.distributed:
-            return obj
-        import torch.distributed as dist
-
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
 
     def close(self) -> None:
         if self.distributed:
@@ -120,26 +104,27 @@ def shard_files(samples_path) -> list:
     return sorted(p.parent.glob(f"{p.stem}.shard*{p.suffix}"))
 
 
-def merge_shards(samples_path, key_order: Sequence[str]) -> int:
+def merge_shards(samples_path, key_order: Sequence[str], rows: list | None = None) -> list[dict]:
     """Fold every shard file into ``samples_path`` and rewrite it in ``key_order`` (rows of other keys -- e.g.
     from an earlier, larger --limit -- after them, in file order); the first row of a key wins. Written atomically,
-    shards deleted only afterwards, so a crash in between loses nothing (rows are keyed). Returns the rows written."""
+    shards deleted only afterwards, so a crash in between loses nothing (rows are keyed). ``rows``: the file's rows
+    when the caller holds them already (saves reading it). Returns the rows, in that order."""
     from pathlib import Path
 
     from .results import read_samples, write_lines_atomic
 
     path = Path(samples_path)
     shards = shard_files(path)
-    rows, seen = [], set()
-    for f in [path, *shards]:
-        for r in read_samples(f):
+    merged, seen = [], set()
+    for part in [read_samples(path) if rows is None else rows, *(read_samples(f) for f in shards)]:
+        for r in part:
             if r.get("key") not in seen:
                 seen.add(r.get("key"))
-                rows.append(r)
+                merged.append(r)
     rank = {k: i for i, k in enumerate(key_order)}
-    ordered = sorted(rows, key=lambda r: (0, rank[r["key"]]) if r.get("key") in rank else (1, 0))
-    if shards or [r.get("key") for r in ordered] != [r.get("key") for r in rows]:
+    ordered = sorted(merged, key=lambda r: (0, rank[r["key"]]) if r.get("key") in rank else (1, 0))
+    if shards or [r.get("key") for r in ordered] != [r.get("key") for r in merged]:
         write_lines_atomic(path, ordered)
     for f in shards:
         f.unlink()
-    return len(ordered)
+    return ordered

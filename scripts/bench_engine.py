@@ -2,12 +2,12 @@
 
     python scripts/bench_engine.py --out DIR [--rows 1024] [--skip eval,prefill,decode]
 
-1. prefill: our engine (``FastMambaLM``) vs mamba-ssm's own ``MambaLMHeadModel`` on the same weights and
-   shapes (also our engine with a padded batch, and the model's own kernel path), and their agreement;
-2. decode: the engine's CUDA-graph step vs ``MambaLMHeadModel.generate(cg=True)`` per token, batch 1 and 64,
+1. prefill: our ``MambaLM.prefill`` (mamba-ssm kernels) vs mamba-ssm's own ``MambaLMHeadModel`` on the same
+   weights and shapes (also with a padded batch, and the whole-sequence ``forward``), and their agreement;
+2. decode: our CUDA-graph step vs ``MambaLMHeadModel.generate(cg=True)`` per token, batch 1 and 64,
    against the HBM floor (weight bytes / measured copy bandwidth);
-3. eval: a GQA-shaped local JSONL (real 640x480 JPEGs written here) through ``Runner`` with the engine and
-   DataLoader workers (qmamba-2.8b, 256 queries, batch 64, 8 new tokens) vs a batch-1 reference loop.
+3. eval: a GQA-shaped local JSONL (real 640x480 JPEGs written here) through ``Runner`` with the CUDA kernels and
+   DataLoader workers (qmamba-2.8b, 256 queries, batch 64, 8 new tokens) vs a batch-1 reference-kernel loop.
 Random weights throughout (built on the device).
 """
 
@@ -26,10 +26,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qmamba_eval.engine.decode import GreedyDecoder  # noqa: E402
-from qmamba_eval.engine.kernels import Kernels  # noqa: E402
-from qmamba_eval.engine.mamba_lm import FastMambaLM  # noqa: E402
+from qmamba_eval.models.decode import GreedyDecoder  # noqa: E402
 from qmamba_eval.models.mamba import MambaConfig, MambaLM  # noqa: E402
+from qmamba_eval.models.ops import Kernels, set_kernels  # noqa: E402
 from qmamba_eval.profiler.sweep import measure_floors  # noqa: E402
 from qmamba_eval.profiler.timing import time_ms  # noqa: E402
 from qmamba_eval.results import environment  # noqa: E402
@@ -51,7 +50,7 @@ def mamba_pair():
         for name, p in m.named_parameters(recurse=False):
             if name not in ("A_log", "D"):
                 p.data = p.data.to(BF16)
-    ours.eval().set_backend("mamba_ssm")
+    set_kernels(ours.eval(), Kernels.resolve("mamba_ssm", DEV))
     theirs = MambaLMHeadModel(MSConfig(**cfg.to_dict()), device=DEV, dtype=BF16).eval()
     missing, unexpected = theirs.load_state_dict(ours.state_dict(), strict=False)
     assert not unexpected and all("lm_head" in k for k in missing), (missing, unexpected)
@@ -59,7 +58,7 @@ def mamba_pair():
 
 
 @torch.no_grad()
-def bench_prefill(ours, theirs, fast) -> list:
+def bench_prefill(ours, theirs) -> list:
     rows = []
     for b, l in ((1, 768), (64, 295), (64, 768), (8, 4096)):
         ids = torch.randint(0, 50280, (b, l), device=DEV)
@@ -67,14 +66,14 @@ def bench_prefill(ours, theirs, fast) -> list:
         mask = torch.ones(b, l, dtype=torch.long, device=DEV)
         padded = mask.clone()
         padded[: b // 2, : l // 4] = 0  # half the rows left-padded by a quarter
-        state = fast.allocate_state(b)
+        state = ours.allocate_inference_cache(b)
         r = {"batch": b, "length": l}
         r["mamba_ssm_ms"] = time_ms(lambda: theirs(ids, num_last_tokens=1), DEV, 2, 5)
-        r["engine_ms"] = time_ms(lambda: fast.prefill(embeds, None, state), DEV, 2, 5)
-        r["engine_padded_ms"] = time_ms(lambda: fast.prefill(embeds, padded, state), DEV, 2, 5)
-        r["model_kernel_path_ms"] = time_ms(lambda: ours(inputs_embeds=embeds, num_last_tokens=1), DEV, 1, 3)
+        r["engine_ms"] = time_ms(lambda: ours.prefill(embeds, None, state), DEV, 2, 5)
+        r["engine_padded_ms"] = time_ms(lambda: ours.prefill(embeds, padded, state), DEV, 2, 5)
+        r["forward_ms"] = time_ms(lambda: ours(inputs_embeds=embeds, num_last_tokens=1), DEV, 1, 3)
         r["ratio_engine_to_mamba_ssm"] = r["engine_ms"] / r["mamba_ssm_ms"]
-        a = fast.prefill(embeds, None, state).float()
+        a = ours.prefill(embeds, None, state).float()
         ref = theirs(ids, num_last_tokens=1).logits[:, -1].float()
         r["rel_diff_vs_mamba_ssm"] = float((a - ref).norm() / ref.norm())
         r["argmax_agreement"] = float((a.argmax(-1) == ref.argmax(-1)).float().mean())
@@ -89,15 +88,15 @@ def bench_prefill(ours, theirs, fast) -> list:
 
 
 @torch.no_grad()
-def bench_decode(ours, theirs, fast, floors) -> list:
+def bench_decode(ours, theirs, floors) -> list:
     rows = []
     wbytes = sum(p.numel() * p.element_size() for p in ours.parameters())
     for b in (1, 64):
         prompt = 16
         ids = torch.randint(0, 50280, (b, prompt), device=DEV)
-        dec = GreedyDecoder(fast, -1, DEV, graphs=True)
+        dec = GreedyDecoder(ours, -1, DEV, graphs=True)
         slot = dec._slot(b, prompt + 300, 256)
-        fast.prefill(ours.backbone.embedding(ids), None, slot.state)
+        ours.prefill(ours.backbone.embedding(ids), None, slot.cache)
         eng = time_ms(lambda: [slot.step() for _ in range(50)], DEV, 1, 5) / 50
         gen = lambda n: theirs.generate(ids, max_length=prompt + n, cg=True, top_k=1)  # noqa: E731
         t8 = time_ms(lambda: gen(8), DEV, 2, 5)
@@ -161,38 +160,39 @@ def bench_eval(rows: int, out: Path) -> dict:
     torch.cuda.synchronize()
     build_s = time.perf_counter() - t
     res = {"rows": rows, "jpeg_write_s": make_s, "model_build_s": build_s, "model": "qmamba-2.8b (256 queries)"}
-    for name, engine, batch, limit in (("engine_b64", "engine", 64, None), ("reference_b1", "reference", 1, 32)):
+    for name, backend, batch, limit in (("engine_b64", "auto", 64, None), ("reference_b1", "reference", 1, 32)):
         cfg = RunConfig(tasks=["gqa"], model="qmamba-2.8b-q256", data=str(data), batch_size=batch, device=DEV,
-                        dtype="bfloat16", output_dir=str(out / "runs"), run_name=name, engine=engine,
+                        dtype="bfloat16", output_dir=str(out / "runs"), run_name=name, backend=backend,
                         max_new_tokens=8, progress=False, plot=False, limit=limit)
-        model.engine = None
+        model.set_kernels(backend)  # a model handed to the Runner keeps its kernels: set them here
         r = Runner(cfg, model=model).run()["tasks"]["gqa"]
         res[name] = {"samples_per_s": r["timing"]["samples_per_s"], "wall_s": r["timing"]["wall_s"],
                      "model_s": r["timing"]["model_s"], "n": r["n_samples"], "errors": r["n_errors"],
-                     "engine": model.identity()["engine"]}
+                     "kernels": model.identity()["kernels"]}
         print(f"eval {name}: {r['timing']['samples_per_s']} samples/s over {r['n_samples']} rows "
               f"(model {r['timing']['model_s']:.1f} s of {r['timing']['wall_s']:.1f} s)", flush=True)
     res["speedup_vs_batch1"] = res["engine_b64"]["samples_per_s"] / res["reference_b1"]["samples_per_s"]
     # where one batch of 64 spends its time (the same model, pieces timed alone)
     from PIL import Image
 
-    from qmamba_eval.engine import attach, to_uint8
+    from qmamba_eval.models.vision import to_uint8
 
-    eng = attach(model)
+    model.set_kernels("auto")
     ims = [to_uint8(Image.open(f"/tmp/gqa_shaped/images/img_{i:05d}.jpg").convert("RGB")) for i in range(64)]
     prompts = ["Is the table to the left or to the right of the chair?\nAnswer the question using a single word "
                "or phrase."] * 64
-    px = eng.vision.pixels(ims, torch.device(DEV))
-    feats = eng.vision.features(px)
+    px = model.vision.pixels(ims, torch.device(DEV))
+    feats = model.vision(px)
     visual = model.projector(feats)
-    embeds, mask = eng.assemble(visual, prompts)
-    state = eng.lm.allocate_state(64)
-    parts = {"device_preprocess_ms": time_ms(lambda: eng.vision.pixels(ims, torch.device(DEV)), DEV, 1, 3),
-             "vision_ms": time_ms(lambda: eng.vision.features(px), DEV, 1, 3),
+    ids = model.text_ids(prompts)
+    embeds, mask = model.assemble(visual, ids)
+    state = model.llm.allocate_inference_cache(64)
+    parts = {"device_preprocess_ms": time_ms(lambda: model.vision.pixels(ims, torch.device(DEV)), DEV, 1, 3),
+             "vision_ms": time_ms(lambda: model.vision(px), DEV, 1, 3),
              "projector_ms": time_ms(lambda: model.projector(feats), DEV, 1, 3),
-             "assemble_ms": time_ms(lambda: eng.assemble(visual, prompts), DEV, 1, 3),
-             "prefill_ms": time_ms(lambda: eng.lm.prefill(embeds, mask, state), DEV, 1, 3),
-             "generate_8_ms": time_ms(lambda: eng.generate(ims, prompts, 8), DEV, 1, 3),
+             "assemble_ms": time_ms(lambda: model.assemble(visual, ids), DEV, 1, 3),
+             "prefill_ms": time_ms(lambda: model.llm.prefill(embeds, mask, state), DEV, 1, 3),
+             "generate_8_ms": time_ms(lambda: model.generate(ims, prompts, 8), DEV, 1, 3),
              "llm_tokens": int(embeds.shape[1])}
     t = time.perf_counter()
     for i in range(64):
@@ -228,11 +228,10 @@ def main():
 
     if not {"prefill", "decode"} <= skip:
         ours, theirs = mamba_pair()
-        fast = FastMambaLM(ours, Kernels.for_device(DEV))
-        doc["kernels"] = fast.k.describe()
-        section("prefill", lambda: bench_prefill(ours, theirs, fast))
-        section("decode", lambda: bench_decode(ours, theirs, fast, floors))
-        del ours, theirs, fast
+        doc["kernels"] = ours.kernels.describe()
+        section("prefill", lambda: bench_prefill(ours, theirs))
+        section("decode", lambda: bench_decode(ours, theirs, floors))
+        del ours, theirs
         torch.cuda.empty_cache()
     section("eval", lambda: bench_eval(a.rows, out))
     print(json.dumps({k: v for k, v in doc.items() if k != "environment"}, indent=1, default=str)[:6000])

@@ -2,7 +2,7 @@
 
     python scripts/bench_multigpu.py --out DIR [--gpus 2] [--rows 4096]
     python scripts/bench_multigpu.py --out DIR --device cpu --model tiny-qmamba --dtype float32 \\
-        --engine reference --rows 24 --batch-size 4          # the same logic on the CPU (gloo), for testing
+        --backend reference --rows 24 --batch-size 4         # the same logic on the CPU (gloo), for testing
 
 Writes a GQA-shaped local JSONL once (real 640x480 JPEGs, ``gqa_shaped`` from bench_engine.py), then runs the same
 ``run_eval.py`` command twice, each into a fresh folder: as one process (``CUDA_VISIBLE_DEVICES=0``) and through
@@ -44,7 +44,7 @@ NCCL_SAFE = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "
 def eval_args(a, data: Path, output_dir: Path) -> list[str]:
     """The run_eval.py arguments both runs share (only the output folder differs)."""
     args = ["run_eval.py", "--tasks", "gqa", "--data", str(data), "--model", a.model, "--device", a.device,
-            "--dtype", a.dtype, "--engine", a.engine, "--batch-size", str(a.batch_size),
+            "--dtype", a.dtype, "--backend", a.backend, "--batch-size", str(a.batch_size),
             "--max-new-tokens", str(a.max_new_tokens), "--output-dir", str(output_dir), "--run-name", RUN_NAME,
             "--no-progress", "--no-plot"]
     if a.workers is not None:
@@ -95,20 +95,21 @@ def compare(one: Path, many: Path, world: int) -> dict:
 
 
 def warm_up(a, data: Path) -> None:
-    """One engine batch on random weights built straight on the device (seconds), in a process of its own: the
+    """One batch on random weights built straight on the device (seconds), in a process of its own: the
     Triton kernels get compiled (and, with ``TRITON_CACHE_AUTOTUNING=1``, tuned) into the on-disk cache here, so
     neither timed run pays for that and both use the same kernel configurations."""
     import torch
     from PIL import Image
 
-    from qmamba_eval.engine import attach, to_uint8
     from qmamba_eval.models import build_model
+    from qmamba_eval.models.vision import to_uint8
 
     t = time.perf_counter()
     model = build_model(a.model, device=a.device, dtype=a.dtype, init="device")
     rows = [json.loads(line) for line in data.read_text().splitlines()[: a.batch_size]]
     ims = [to_uint8(Image.open(data.parent / "images" / r["image"])) for r in rows]
-    attach(model).generate(ims, [r["question"] for r in rows], max_new_tokens=a.max_new_tokens)
+    model.set_kernels(a.backend)
+    model.generate(ims, [r["question"] for r in rows], max_new_tokens=a.max_new_tokens)
     if a.device.startswith("cuda"):
         torch.cuda.synchronize()
     print(f"warm-up: one batch of {len(rows)} in {time.perf_counter() - t:.1f} s (build included)", flush=True)
@@ -123,7 +124,7 @@ def main() -> int:
     ap.add_argument("--model", default="qmamba-2.8b")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--dtype", default="bfloat16")
-    ap.add_argument("--engine", default="engine")
+    ap.add_argument("--backend", default="auto", help="kernels (run_eval.py --backend)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-new-tokens", type=int, default=8)
     ap.add_argument("--workers", type=int, default=None, help="per process (default: run_eval.py's)")
@@ -154,11 +155,11 @@ def main() -> int:
     triton = {"TRITON_CACHE_DIR": str(work / "triton-cache")}
     if not a.per_process_autotune:
         triton["TRITON_CACHE_AUTOTUNING"] = "1"
-    if a.engine == "engine":
+    if a.backend != "reference":
         me = str(Path(__file__).resolve().relative_to(ROOT))
         warm = launch("warm-up", [sys.executable, me, "--warm-up", str(data), "--model", a.model,
                                   "--device", a.device, "--dtype", a.dtype, "--batch-size", str(a.batch_size),
-                                  "--max-new-tokens", str(a.max_new_tokens)],
+                                  "--max-new-tokens", str(a.max_new_tokens), "--backend", a.backend],
                       {"CUDA_VISIBLE_DEVICES": "0", **triton} if cuda else triton)
         doc["warm_up"] = {**warm, "why": "compiles (and tunes) the Triton kernels into the cache before the timed runs"}
         if warm["returncode"] != 0:

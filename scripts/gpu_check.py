@@ -16,7 +16,8 @@ import time
 
 import torch
 
-from qmamba_eval.models.mamba import MambaConfig, MambaLM, causal_conv1d_available
+from qmamba_eval.models.mamba import MambaConfig, MambaLM
+from qmamba_eval.models.ops import Kernels, causal_conv1d_available, set_kernels
 
 
 def rel_err(a, b):
@@ -49,8 +50,8 @@ def compare_lm(cfg: MambaConfig, batch: int, seqlen: int, decode_steps: int, pad
                       "left_pad_row0": pad, "decode_steps": decode_steps}}
 
     def run(model, backend):
-        model.set_backend(backend)
-        cache = model.allocate_cache(batch)
+        set_kernels(model, Kernels.resolve(backend, "cuda"))
+        cache = model.allocate_inference_cache(batch)
         logits = model(input_ids=ids, attention_mask=mask, cache=cache)
         steps = torch.stack([model.step(nxt[t], cache) for t in range(decode_steps)], 1)
         return logits, steps
@@ -69,7 +70,7 @@ def compare_lm(cfg: MambaConfig, batch: int, seqlen: int, decode_steps: int, pad
         "prefill": float((ker_pre.argmax(-1) == truth_pre.argmax(-1))[valid].float().mean()),
         "decode": float((ker_dec.argmax(-1) == truth_dec.argmax(-1)).float().mean())}
     # padding: row 0 (padded) must equal the same tokens run alone
-    bf.set_backend("mamba_ssm")
+    set_kernels(bf, Kernels.resolve("mamba_ssm", "cuda"))
     alone = bf(input_ids=ids[:1, pad:])
     res["padded_row_vs_alone_rel_err_mamba_ssm"] = rel_err(ker_pre[0, pad:], alone[0])
 
@@ -89,10 +90,10 @@ def compare_lm(cfg: MambaConfig, batch: int, seqlen: int, decode_steps: int, pad
 
     # timings (bf16, batch as above, no padding)
     for backend in ("reference", "mamba_ssm"):
-        bf.set_backend(backend)
+        set_kernels(bf, Kernels.resolve(backend, "cuda"))
         t, _ = timed(lambda: bf(input_ids=ids, num_last_tokens=1), reps=2 if backend == "reference" else 5)
         res.setdefault("prefill_ms", {})[backend] = round(t * 1e3, 2)
-        cache = bf.allocate_cache(batch)
+        cache = bf.allocate_inference_cache(batch)
         bf(input_ids=ids, cache=cache)
         t, _ = timed(lambda: bf.step(nxt[0], cache), reps=20)
         res.setdefault("decode_ms_per_token", {})[backend] = round(t * 1e3, 3)
@@ -120,7 +121,7 @@ def compare_mllm():
         m = build_model(name, device="cuda", backend="reference")
         a = m.generate(ims, prompts, max_new_tokens=8)
         sa = m.score_options(ims, prompts, ["Yes", "No"])
-        m.set_backend("mamba_ssm")
+        m.set_kernels("mamba_ssm")
         b = m.generate(ims, prompts, max_new_tokens=8)
         sb = m.score_options(ims, prompts, ["Yes", "No"])
         out[name] = {"generate_equal": a == b, "score_options_max_abs_diff": float((sa - sb).abs().max())}

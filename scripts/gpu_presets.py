@@ -49,13 +49,13 @@ def main():
         model = build_model(name, device="cuda", dtype="bfloat16", backend="auto")
         build_s = time.perf_counter() - t
         r = {"parameters": sum(p.numel() for p in model.parameters()), "build_s": round(build_s, 1),
-             "backend": model.backend, "visual_tokens": int(model.encode_images(images[:1]).shape[1])}
+             "backend": model.kernels.backend, "visual_tokens": int(model.encode_images(images[:1]).shape[1])}
         timed_generate(model, images, prompts, 2)  # warm-up
         fast, fast_s = timed_generate(model, images, prompts, 8)
         r.update(answers=fast, generate_s=round(fast_s, 3),
                  peak_memory_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2))
-        if model.backend == "mamba_ssm":
-            model.set_backend("reference")
+        if model.kernels.backend == "mamba_ssm":
+            model.set_kernels("reference")
             ref, ref_s = timed_generate(model, images, prompts, 8)
             r.update(reference_answers=ref, reference_generate_s=round(ref_s, 3),
                      answers_equal_reference=ref == fast)

@@ -21,7 +21,7 @@ LAYERS = [
     ("qmamba_eval.hooks", "qmamba_eval.models"),
     ("qmamba_eval.tasks",),
     ("qmamba_eval.data",),
-    ("qmamba_eval.scorecard", "qmamba_eval.engine"),
+    ("qmamba_eval.scorecard",),
     ("qmamba_eval.report",),
     ("qmamba_eval.runner", "qmamba_eval.rescore", "qmamba_eval.profiler", "qmamba_eval.train"),
     ("qmamba_eval.lmms_bridge", "qmamba_eval.cli"),

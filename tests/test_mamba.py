@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from qmamba_eval.models.mamba import MambaCache, MambaConfig, MambaLM
+from qmamba_eval.models.mamba import MambaConfig, MambaLM
 
 
 def reference_lm_float64(model: MambaLM, ids: torch.Tensor) -> torch.Tensor:
@@ -76,19 +76,19 @@ def test_step_decoding_equals_full_sequence():
     m = tiny()
     ids = torch.randint(0, 101, (3, 12))
     full = m(input_ids=ids)
-    cache = m.allocate_cache(3)
+    cache = m.allocate_inference_cache(4)  # a bucket larger than the batch: rows beyond it are spare
     pre = m(input_ids=ids[:, :5], cache=cache, num_last_tokens=1)
     torch.testing.assert_close(pre[:, 0], full[:, 4], rtol=1e-5, atol=1e-5)
+    sub = type(cache)(cache.conv[:, :3], cache.ssm[:, :3])
     for t in range(5, 12):
-        torch.testing.assert_close(m.step(ids[:, t], cache), full[:, t], rtol=1e-5, atol=1e-5)
-    assert cache.seqlen == 12
+        torch.testing.assert_close(m.step(ids[:, t], sub), full[:, t], rtol=1e-5, atol=1e-5)
 
 
 def test_short_prefill_shorter_than_conv_window():
     m = tiny()
     ids = torch.randint(0, 101, (1, 6))
     full = m(input_ids=ids)
-    cache = m.allocate_cache(1)
+    cache = m.allocate_inference_cache(1)
     m(input_ids=ids[:, :2], cache=cache)
     for t in range(2, 6):
         torch.testing.assert_close(m.step(ids[:, t], cache), full[:, t], rtol=1e-5, atol=1e-5)
@@ -115,7 +115,7 @@ def test_left_padding_is_masked_exactly():
     assert (m(input_ids=padded)[:, 4:] - alone).abs().max() > 1e-3
     # and decoding after a padded prefill continues exactly
     nxt = torch.randint(2, 101, (1,))
-    c1, c2 = m.allocate_cache(1), m.allocate_cache(1)
+    c1, c2 = m.allocate_inference_cache(1), m.allocate_inference_cache(1)
     m(input_ids=ids, cache=c1)
     m(input_ids=padded, attention_mask=mask, cache=c2)
     torch.testing.assert_close(m.step(nxt, c2), m.step(nxt, c1), rtol=1e-5, atol=1e-5)
@@ -144,17 +144,37 @@ def test_config_fields_and_errors():
         MambaConfig(ssm_cfg={"layer": "Mamba2"})
 
 
-def test_backend_selection_is_explicit_on_cpu():
+def test_kernel_choice_is_explicit_on_cpu():
+    from qmamba_eval.models.ops import Kernels, set_kernels
+
     m = tiny()
-    assert m.set_backend("auto") == "reference"
-    # one KernelPath object shared by every mixer; the model reads its backend from it
-    paths = {id(layer.mixer.kernels) for layer in m.backbone.layers}
-    assert len(paths) == 1 and m.backend == "reference"
-    assert m.kernel_info()["causal_conv1d"] is False and "causal_conv1d_installed" in m.kernel_info()
+    k = set_kernels(m, Kernels.resolve("auto", "cpu"))
+    assert k.backend == "reference" and not (k.scan or k.graphs or k.device_resize)
+    assert {id(layer.mixer.kernels) for layer in m.backbone.layers} == {id(m.kernels)} == {id(k)}
+    assert m.kernel_info()["causal_conv1d"] == "torch" and m.kernel_info()["selective_scan"] == "torch-reference"
     with pytest.raises(RuntimeError, match="CUDA"):
-        m.set_backend("mamba_ssm")
-    with pytest.raises(ValueError, match="unknown Mamba backend"):
-        m.set_backend("fast")
+        Kernels.resolve("mamba_ssm", "cpu")
+    with pytest.raises(ValueError, match="unknown kernel backend"):
+        Kernels.resolve("fast", "cpu")
+
+
+def test_prefill_with_padding_and_a_larger_cache_continues_like_the_full_sequence():
+    """``prefill`` on a left-padded batch fills the cache rows of the batch; steps then equal the full forward."""
+    m = tiny()
+    lengths = [9, 3, 6]
+    g = torch.Generator().manual_seed(1)
+    embeds = torch.randn(3, 9, 32, generator=g)  # padded positions hold garbage: it must be ignored
+    mask = torch.zeros(3, 9, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        mask[i, 9 - n:] = 1
+    cache = m.allocate_inference_cache(4)
+    logits = m.prefill(embeds, mask, cache)
+    nxt = torch.tensor([5, 6, 7])
+    stepped = m.step(nxt, type(cache)(cache.conv[:, :3], cache.ssm[:, :3]))
+    for i, n in enumerate(lengths):
+        alone = m(inputs_embeds=torch.cat([embeds[i:i + 1, 9 - n:], m.embed(nxt[i:i + 1])[:, None]], 1))
+        torch.testing.assert_close(logits[i], alone[0, -2], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(stepped[i], alone[0, -1], rtol=1e-5, atol=1e-5)
 
 
 def test_real_scale_preset_dimensions_on_meta_device():
@@ -167,7 +187,7 @@ def test_real_scale_preset_dimensions_on_meta_device():
 def test_kernel_availability_is_probed_once(monkeypatch):
     import builtins
 
-    from qmamba_eval.models import mamba
+    from qmamba_eval.models import ops as mamba
 
     mamba.causal_conv1d_available.cache_clear()
     calls = []

@@ -45,18 +45,18 @@ def test_padding_reaches_the_prefill_logits():
     m = sharpen(build_model("tiny-qmamba"))
     ims = images(2)
     vis = m.encode_images(ims)
-    ids = m._text_ids(PROMPTS[:2])
-    e, mask = m._assemble(vis, ids)
+    ids = m.text_ids(PROMPTS[:2])
+    e, mask = m.assemble(vis, ids)
     assert mask[0].sum() == vis.shape[1] + len(ids[0]) and mask[0, 0] == 0  # left padding
-    both, _ = m.llm.prefill(e, mask)
-    e1, m1 = m._assemble(vis[:1], ids[:1])
-    one, _ = m.llm.prefill(e1, m1)
+    both = m.llm.prefill(e, mask, m.llm.allocate_inference_cache(2))
+    e1, m1 = m.assemble(vis[:1], ids[:1])
+    one = m.llm.prefill(e1, m1, m.llm.allocate_inference_cache(1))
     torch.testing.assert_close(both[:1], one, rtol=1e-5, atol=1e-5)
 
 
 def test_chat_template_is_zephyr_for_mamba():
     m = build_model("tiny-cobra")
-    assert m.tokenizer.decode(m._text_ids(["hi"])[0]) == "<|user|>\nhi\n<|assistant|>\n"  # eos is special
+    assert m.tokenizer.decode(m.text_ids(["hi"])[0]) == "<|user|>\nhi\n<|assistant|>\n"  # eos is special
     assert m.tokenizer.encode("<|endoftext|>") == [m.tokenizer.eos_id]
 
 
@@ -71,7 +71,8 @@ def test_generate_stop_strings_and_length():
 
 def test_identity_records_backend_and_random_init():
     ident = build_model("tiny-qmamba", checkpoint="random").identity()
-    assert ident["random_init"] and ident["mamba_backend"] == "reference"
+    assert ident["random_init"] and ident["kernels"]["backend"] == "reference"
+    assert ident["kernels"]["selective_scan"] == "torch-reference" and ident["token_order"] == "raster"
     assert ident["parameters"] > 0 and len(ident["config_fingerprint"]) == 12
 
 
@@ -174,9 +175,15 @@ def test_same_seed_same_model_whatever_the_dtype():
     assert b.generate(images(2), PROMPTS[:2], max_new_tokens=3) is not None
 
 
-def test_backend_not_applicable_without_mamba_layers():
-    assert build_model("tiny-llava-style").backend == "n/a"
-    assert build_model("tiny-qformer").backend == "reference"  # the Mamba LLM still counts
+def test_one_kernel_choice_reaches_every_part():
+    m = build_model("tiny-vlmamba")
+    holders = [x for x in m.modules() if "kernels" in vars(x)]
+    assert len(holders) > 4 and {id(x.kernels) for x in holders} == {id(m.kernels)}  # LLM, mixers, connector, tower
+    assert build_model("tiny-llava-style").identity()["llm_kernels"] == {"attention": "torch-sdpa"}
+    with pytest.raises(RuntimeError, match="CUDA"):
+        m.set_kernels("mamba_ssm")
+    with pytest.raises(ValueError, match="unknown kernel backend"):
+        m.set_kernels("fast")
 
 
 def test_vision_loaded_from_a_checkpoint_is_not_recorded_as_random(tmp_path):

@@ -137,7 +137,7 @@ def _indexed_scan(u, delta, A, B, C, D, z):
 
 
 def test_reference_scan_equals_the_indexed_scan_forward_and_backward():
-    from qmamba_eval.models.mamba import selective_scan_reference
+    from qmamba_eval.models.ops import selective_scan_reference
 
     g = torch.Generator().manual_seed(0)
     b, d, n, l = 2, 6, 4, 9

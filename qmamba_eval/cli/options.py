@@ -43,7 +43,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", help="tokenizer.json (GPT-NeoX for Mamba LLMs)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--dtype", choices=DTYPES, help="weights and activations (default: float32)")
-    p.add_argument("--backend", default="auto", choices=BACKENDS, help="Mamba kernels (auto: mamba-ssm on CUDA)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="kernels (auto: mamba-ssm, device resize and CUDA graphs on CUDA; reference: plain PyTorch)")
     p.add_argument("--seed", type=int, default=0, help="random initialisation of weights not in a checkpoint")
 
 

@@ -26,10 +26,8 @@ def add_arguments(p) -> None:
     p.add_argument("--max-new-tokens", type=positive_int)
     p.add_argument("--answer-mode", choices=["generate", "likelihood"], default="generate",
                    help="likelihood: pick the likelier of the task's answers (POPE, MME: Yes / No)")
-    p.add_argument("--engine", choices=["auto", "engine", "reference"], default="auto",
-                   help="auto: the fast engine on CUDA, MLLM.generate elsewhere; reference: always MLLM.generate")
     p.add_argument("--workers", type=nonnegative_int,
-                   help="image-decoding DataLoader workers (default: 0 on the CPU, up to 8 with the engine)")
+                   help="image-decoding DataLoader workers (default: 0 on the CPU, up to 8 on CUDA)")
     p.add_argument("--cache-dir", help="Hugging Face datasets cache dir")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plot", action="store_true", help="skip summary.png")
@@ -48,8 +46,7 @@ def run(a) -> int:
                     output_dir=a.output_dir, run_name=a.run_name, seed=a.seed,
                     prompt=parse_assignments(a.prompt), splits=parse_assignments(a.split),
                     options=scoring_options(a), cache_dir=a.cache_dir, max_new_tokens=a.max_new_tokens,
-                    answer_mode=a.answer_mode, progress=not a.no_progress, plot=not a.no_plot, engine=a.engine,
-                    workers=a.workers)
+                    answer_mode=a.answer_mode, progress=not a.no_progress, plot=not a.no_plot, workers=a.workers)
     runner = Runner(cfg)
     try:
         results = runner.run()

@@ -1,7 +1,7 @@
 """Models: ``build_model(name_or_path, ...)`` returns an ``MLLM`` ready for ``generate``/``score_options``.
 
 Importing this package does not need mamba-ssm; the CUDA kernels are used only when asked for
-(``backend="mamba_ssm"``) or when ``backend="auto"`` finds them on a CUDA device.
+(``backend="mamba_ssm"``) or when ``backend="auto"`` finds them on a CUDA device (``ops.py``).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def build_model(name_or_path: str, device: str = "cpu", dtype=None, checkpoint: 
                       stacklevel=2)
     cast_keeping_ssm_fp32(model, device, torch_dtype)
     model.eval()
-    model.set_backend(backend)
+    model.set_kernels(backend)
     return model
 
 

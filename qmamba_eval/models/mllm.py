@@ -1,8 +1,13 @@
 """The multimodal LLM: vision encoder -> projector -> visual tokens before the prompt -> LLM.
 
-``generate`` is greedy and batched; ``score_options`` gives summed log-probabilities of candidate
-answers (for yes/no likelihood scoring).  Batches are left-padded and the padding is masked in the
-LLM, so batched results equal one-by-one results.
+``generate`` is greedy and batched (``decode.GreedyDecoder``: the LLM's own static cache, CUDA graphs on CUDA);
+``score_options`` gives summed log-probabilities of candidate answers (for yes/no likelihood scoring). Batches
+are left-padded and the padding is masked in the LLM, so batched results equal one-by-one results. Which
+kernels run is decided once (``set_kernels``) and recorded in ``identity()``.
+
+The LLM interface (``mamba.MambaLM``, ``llama.LlamaLM``): ``embed(ids)``, ``forward(inputs_embeds,
+attention_mask) -> logits``, ``allocate_inference_cache`` / ``cache_key`` / ``prefill`` / ``step`` (see
+``decode.py``), ``hidden_size`` and ``kernel_info()``.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 
-from .llm import build_llm
-from .mamba import MambaKernels
+from .decode import GreedyDecoder
+from .ops import REFERENCE, Kernels, set_kernels
 from .projectors import build_projector
 from .text import TextTokenizer, apply_template
 from .vision import VisionEncoder
@@ -43,7 +48,19 @@ class MLLMConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-class MLLM(MambaKernels, nn.Module):
+def build_llm(kind: str, config: dict, device=None, dtype=None) -> nn.Module:
+    if kind == "mamba":
+        from .mamba import MambaConfig, MambaLM
+
+        return MambaLM(MambaConfig.from_dict(config), device=device, dtype=dtype)
+    if kind == "llama":
+        from .llama import LlamaLM
+
+        return LlamaLM(config, device=device, dtype=dtype)
+    raise ValueError(f"unknown LLM kind {kind!r}; use 'mamba' or 'llama'")
+
+
+class MLLM(nn.Module):
     """Built where the default device is (``with torch.device(...)``), in float32; ``build_model`` casts."""
 
     def __init__(self, config: MLLMConfig, tokenizer: TextTokenizer, vision_weights: Optional[dict] = None):
@@ -55,7 +72,9 @@ class MLLM(MambaKernels, nn.Module):
         self.projector = build_projector(config.projector, self.vision.feature_dim, self.llm.hidden_size,
                                          **config.projector_kwargs)
         self.checkpoint = None  # set by the loader
-        self.engine = None  # set by qmamba_eval.engine.attach (a fast path); generate() stays the reference
+        self.token_order: Optional[torch.Tensor] = None  # a permutation of the patches (the scan-order probe)
+        self._kernels = REFERENCE
+        self._decoder = None
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -67,13 +86,28 @@ class MLLM(MambaKernels, nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.llm.parameters()).dtype
 
+    @property
+    def kernels(self) -> Kernels:
+        return self._kernels
+
+    def set_kernels(self, backend: str = "auto") -> Kernels:
+        """Choose every fast operation's implementation once ('reference', 'mamba_ssm' or 'auto': see ops.py)."""
+        self._kernels = set_kernels(self, Kernels.resolve(backend, self.device))
+        self._decoder = None
+        return self._kernels
+
+    @property
+    def decoder(self) -> GreedyDecoder:
+        if self._decoder is None or self._decoder.device != self.device:
+            self._decoder = GreedyDecoder(self.llm, self.tokenizer.eos_id, self.device, self._kernels.graphs)
+        return self._decoder
+
     def identity(self) -> dict:
         n = sum(p.numel() for p in self.parameters())
         return {"name": self.config.name, "config_fingerprint": self.config.fingerprint(),
                 "parameters": n, "checkpoint": self.checkpoint, "random_init": self.checkpoint is None,
-                "vision_random_init": self.vision.random_init, "mamba_backend": self.backend,
-                "llm_kernels": self.llm.kernel_info(),
-                "engine": self.engine.info() if self.engine is not None else {"name": "reference"},
+                "vision_random_init": self.vision.random_init, "kernels": self._kernels.describe(),
+                "llm_kernels": self.llm.kernel_info(), "token_order": _order_name(self.token_order),
                 "dtype": str(self.dtype).replace("torch.", ""), "device": str(self.device),
                 "tokenizer": self.tokenizer.path, "template": self.config.template}
 
@@ -81,59 +115,46 @@ class MLLM(MambaKernels, nn.Module):
 
     @torch.no_grad()
     def encode_images(self, images) -> torch.Tensor:
-        """PIL images -> projected visual tokens (B, M, d_llm)."""
-        pixels = self.vision.preprocess(images)
-        feats = self.vision([p.to(self.device) for p in pixels])  # (B, N, vision_dim)
+        """Images (PIL, uint8 (H, W, 3) tensors or ``vision.PreparedImage``) -> visual tokens (B, M, d_llm)."""
+        feats = self.vision(self.vision.pixels(images, self.device))  # (B, N, vision_dim)
+        if self.token_order is not None:
+            feats = feats[:, self.token_order.to(feats.device)]
         return self.projector(feats.to(self.dtype))
 
-    def _text_ids(self, prompts: Sequence[str]) -> list[list[int]]:
+    def text_ids(self, prompts: Sequence[str]) -> list[list[int]]:
         return [self.tokenizer.encode(apply_template(self.config.template, p)) for p in prompts]
 
-    def _assemble(self, visual: torch.Tensor, ids: list[list[int]]):
-        """[pad][visual M][text] per row -> inputs_embeds (B, T, d), attention_mask (B, T)."""
+    def assemble(self, visual: torch.Tensor, ids: list[list[int]]):
+        """[pad][visual M][text] per row, in one gather -> inputs_embeds (B, M + T, d), attention_mask (B, M + T)."""
         b, m, d = visual.shape
-        longest = max(len(x) for x in ids)
-        embeds = visual.new_zeros(b, m + longest, d)
-        mask = torch.zeros(b, m + longest, dtype=torch.long, device=visual.device)
+        t = max(len(x) for x in ids)
+        right = torch.zeros(b, t, dtype=torch.long)  # text right-aligned; the left fill is never read
         for i, row in enumerate(ids):
-            start = longest - len(row)
-            embeds[i, start:start + m] = visual[i]
             if row:
-                embeds[i, start + m:] = self.llm.embed(torch.tensor(row, device=visual.device))
-            mask[i, start:] = 1
-        return embeds, mask
+                right[i, t - len(row):] = torch.tensor(row)
+        lens = torch.tensor([len(x) for x in ids], device=visual.device)
+        text = self.llm.embed(right.to(visual.device)).to(visual.dtype)  # (B, T, d)
+        source = torch.cat([visual.new_zeros(b, 1, d), visual, text], dim=1)  # (B, 1 + M + T, d)
+        j = torch.arange(m + t, device=visual.device).unsqueeze(0)  # (1, M + T)
+        pad = (t - lens).unsqueeze(1)  # (B, 1)
+        index = torch.where(j < pad, 0, torch.where(j < pad + m, 1 + j - pad, 1 + j))  # (B, M + T)
+        embeds = source.gather(1, index.unsqueeze(-1).expand(b, m + t, d))
+        return embeds, (j >= pad).long()
 
     # -- generation ---------------------------------------------------------------------
 
     @torch.no_grad()
     def generate(self, images, prompts: Sequence[str], max_new_tokens: int = 16,
                  stop: Optional[Sequence[str]] = None) -> list[str]:
-        """Greedy decoding, batched. Stops at EOS, at any ``stop`` string, or after max_new_tokens."""
+        """Greedy decoding, batched. Stops at EOS or after max_new_tokens; the text is cut at any ``stop`` string
+        (greedy tokens before a stop string do not depend on what follows it)."""
         if len(images) != len(prompts):
             raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
-        stop = list(stop or [])
-        embeds, mask = self._assemble(self.encode_images(images), self._text_ids(prompts))
-        logits, cache = self.llm.prefill(embeds, mask)
-        b = len(prompts)
-        out: list[list[int]] = [[] for _ in range(b)]
-        done = torch.zeros(b, dtype=torch.bool, device=embeds.device)
-        for _ in range(max_new_tokens):
-            nxt = logits.float().argmax(-1)  # (B,)
-            for i in range(b):
-                if not done[i]:
-                    if nxt[i].item() == self.tokenizer.eos_id:
-                        done[i] = True
-                    else:
-                        out[i].append(nxt[i].item())
-                        if stop and any(s in self.tokenizer.decode(out[i]) for s in stop):
-                            done[i] = True
-            if bool(done.all()):
-                break
-            logits = self.llm.decode(nxt, cache)
+        embeds, mask = self.assemble(self.encode_images(images), self.text_ids(prompts))
         texts = []
-        for row in out:
+        for row in self.decoder.generate(embeds, mask, max_new_tokens):
             text = self.tokenizer.decode(row)
-            for s in stop:
+            for s in stop or []:
                 text = text.split(s)[0]
             texts.append(text.strip())
         return texts
@@ -141,12 +162,12 @@ class MLLM(MambaKernels, nn.Module):
     @torch.no_grad()
     def score_continuation(self, images, prompts: Sequence[str], continuations: Sequence[str]):
         """Per row: (summed log-prob of its continuation, whether greedy decoding would produce it)."""
-        return self._score(self.encode_images(images), self._text_ids(prompts), continuations)
+        return self._score(self.encode_images(images), self.text_ids(prompts), continuations)
 
     @torch.no_grad()
     def score_options(self, images, prompts: Sequence[str], options: Sequence[str]) -> torch.Tensor:
         """Summed log-probability of each option continuing each prompt: (B, K) float32."""
-        visual, base = self.encode_images(images), self._text_ids(prompts)  # once for all options
+        visual, base = self.encode_images(images), self.text_ids(prompts)  # once for all options
         scores = torch.empty(len(prompts), len(options))
         for k, option in enumerate(options):
             scores[:, k] = torch.tensor([lp for lp, _ in self._score(visual, base, [option] * len(prompts))])
@@ -157,7 +178,7 @@ class MLLM(MambaKernels, nn.Module):
         for c, text in zip(conts, continuations):
             if not c:
                 raise ValueError(f"continuation {text!r} encodes to no tokens")
-        embeds, mask = self._assemble(visual, [b + c for b, c in zip(base, conts)])
+        embeds, mask = self.assemble(visual, [b + c for b, c in zip(base, conts)])
         logp = torch.log_softmax(self.llm(inputs_embeds=embeds, attention_mask=mask).float(), -1)
         out = []
         for i, c in enumerate(conts):
@@ -165,3 +186,9 @@ class MLLM(MambaKernels, nn.Module):
             target = torch.tensor(c, device=pred.device)
             out.append((float(pred.gather(-1, target[:, None]).sum()), bool((pred.argmax(-1) == target).all())))
         return out
+
+
+def _order_name(order) -> str:
+    if order is None:
+        return "raster"
+    return "permuted:" + hashlib.sha256(order.cpu().numpy().tobytes()).hexdigest()[:8]

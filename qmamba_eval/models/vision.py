@@ -1,7 +1,10 @@
 """Vision encoders built through transformers (SigLIP, DINOv2 with registers) and Cobra's fusion.
 
 Every encoder returns patch features (B, N, feature_dim) from its second-to-last layer (as Cobra /
-Prismatic do), without CLS or register tokens, and owns its preprocessing (resize + normalisation).
+Prismatic do), without CLS or register tokens; the layers after it (and pooling heads) never run. It owns its
+preprocessing: a naive square resize (bicubic) and per-backbone normalisation. The resize is PIL's (the
+reference, done by ``ImagePrep`` where images are decoded: data-loader workers) or, with the kernels' device
+resize, bicubic with antialiasing on the device from the uint8 image (within one grey level of PIL's).
 Weights come from a local folder in Hugging Face layout (``config.json`` + safetensors); without one the
 encoder is randomly initialised and says so loudly.
 """
@@ -10,12 +13,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from PIL import Image
+
+from .ops import REFERENCE, Kernels
 
 
 SIGLIP_MEAN, SIGLIP_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
@@ -57,7 +63,8 @@ ENCODERS = {
 
 
 def preprocess(images: Sequence[Image.Image], size: int, mean, std) -> torch.Tensor:
-    """Naive resize to size x size (bicubic), scale to [0, 1], normalise. -> (B, 3, size, size) float32."""
+    """The PIL reference written out: naive resize to size x size (bicubic), scale to [0, 1], normalise
+    -> (B, 3, size, size) float32 (``VisionEncoder.pixels`` gives the same values through ``ImagePrep``)."""
     out = []
     for im in images:
         arr = np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC), dtype=np.float32) / 255.0
@@ -87,6 +94,89 @@ def _hf_backbone(spec: BackboneSpec, weights: Optional[str], device=None, dtype=
     return model.to(device) if device is not None else model
 
 
+
+# -- images on their way in ---------------------------------------------------------------------------------------
+
+
+def to_uint8(image) -> torch.Tensor:
+    """PIL image (any mode) or uint8 array -> (H, W, 3) uint8 tensor."""
+    if isinstance(image, torch.Tensor):
+        return image
+    if not isinstance(image, np.ndarray):
+        image = np.array(image.convert("RGB"))  # a writable copy
+    return torch.from_numpy(np.ascontiguousarray(image))
+
+
+class PreparedImage(NamedTuple):
+    """An image as ``ImagePrep`` hands it to the model: PIL-resized uint8 (S, S, 3) per backbone size, or the
+    whole uint8 (H, W, 3) image for the device resize."""
+
+    resized: Optional[dict]
+    full: Optional[torch.Tensor]
+
+
+class ImagePrep:
+    """What happens to a decoded image before it reaches the model; picklable, so data-loader workers run it."""
+
+    def __init__(self, sizes: Sequence[int], on_device: bool):
+        self.sizes, self.on_device = tuple(sorted(set(sizes))), on_device
+
+    def __call__(self, image) -> PreparedImage:
+        if isinstance(image, PreparedImage):
+            return image
+        if self.on_device:
+            return PreparedImage(None, to_uint8(image))
+        if isinstance(image, torch.Tensor):
+            image = Image.fromarray(image.numpy())
+        rgb = image.convert("RGB")
+        return PreparedImage({s: torch.from_numpy(np.asarray(rgb.resize((s, s), Image.BICUBIC)).copy())
+                              for s in self.sizes}, None)
+
+
+def resize_uint8(images: list, size: int, device) -> torch.Tensor:
+    """(H, W, 3) uint8 tensors -> (B, 3, size, size) float32 in [0, 1] on ``device``, PIL-like bicubic."""
+    out = torch.empty(len(images), 3, size, size, device=device)
+    groups: dict = {}
+    for i, im in enumerate(images):
+        groups.setdefault(tuple(im.shape), []).append(i)
+    for idx in groups.values():  # one resize per distinct input size (often a single group)
+        batch = torch.stack([images[i] for i in idx]).to(device, non_blocking=True)
+        x = batch.permute(0, 3, 1, 2).float()  # (k, 3, H, W) in 0..255
+        x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+        out[torch.tensor(idx, device=device)] = x.round_().clamp_(0, 255) / 255.0
+    return out
+
+
+class _Stop(Exception):
+    """Raised by a forward hook to end a backbone's forward once the wanted layer has run."""
+
+
+def _output_of(backbone: nn.Module, layer: nn.Module, pixels: torch.Tensor, **kwargs) -> torch.Tensor:
+    """The output of ``layer`` inside ``backbone(pixels)``; the layers after it (and pooling heads) never run.
+
+    A hook, not an edited layer list: transformers installs its output recorders on the first forward, so a
+    temporarily shortened model would change the model's own ``hidden_states`` afterwards."""
+    box = {}
+
+    def hook(module, args, out):
+        box["h"] = out[0] if isinstance(out, tuple) else out
+        raise _Stop
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        backbone(pixel_values=pixels, **kwargs)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return box["h"]
+
+
+def _layers(backbone: nn.Module) -> nn.ModuleList:
+    enc = backbone.vision_model.encoder if hasattr(backbone, "vision_model") else backbone.encoder
+    return enc.layers if hasattr(enc, "layers") else enc.layer
+
+
 class VisionEncoder(nn.Module):
     """One or more ViT backbones whose second-to-last-layer patch features are concatenated."""
 
@@ -95,6 +185,7 @@ class VisionEncoder(nn.Module):
         from ..registry import lookup
 
         self.name = name
+        self.kernels: Kernels = REFERENCE  # device_resize: resize on the device instead of PIL's
         self.specs = [BACKBONES[b] for b in lookup(ENCODERS, name, "vision encoder")]
         weights = weights or {}
         missing = [b for b in ENCODERS[name] if not weights.get(b)]
@@ -111,16 +202,45 @@ class VisionEncoder(nn.Module):
         self.num_patches = sizes.pop()
         self.feature_dim = sum(s.hidden_size for s in self.specs)
 
-    def preprocess(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
-        """One normalised pixel tensor (B, 3, H, W) per backbone."""
-        return [preprocess(images, s.image_size, s.mean, s.std) for s in self.specs]
+    @property
+    def prep(self) -> ImagePrep:
+        """The per-image step for data-loader workers (PIL resize, or the uint8 image for the device resize)."""
+        return ImagePrep([s.image_size for s in self.specs], self.kernels.device_resize)
 
-    def forward(self, pixels: list[torch.Tensor]) -> torch.Tensor:  # -> (B, N, feature_dim)
+    def pixels(self, images: Sequence, device=None) -> list[torch.Tensor]:
+        """Images (PIL, uint8 (H, W, 3) tensors or ``PreparedImage``) -> one normalised (B, 3, S, S) float32
+        tensor per backbone, on ``device`` (default: the encoder's)."""
+        device = device or next(self.parameters()).device
+        prep = self.prep
+        images = [prep(im) for im in images]
+        by_size, out = {}, []
+        for spec in self.specs:
+            s = spec.image_size
+            if s not in by_size:
+                if prep.on_device:
+                    by_size[s] = resize_uint8([im.full for im in images], s, device)
+                else:
+                    batch = torch.stack([im.resized[s] for im in images]).to(device)  # (B, S, S, 3) uint8
+                    by_size[s] = batch.permute(0, 3, 1, 2).float() / 255.0
+            mean = torch.tensor(spec.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+            std = torch.tensor(spec.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+            out.append(((by_size[s] - mean) / std).contiguous())
+        return out
+
+    def preprocess(self, images: Sequence) -> list[torch.Tensor]:
+        """One normalised pixel tensor (B, 3, H, W) per backbone, on the CPU."""
+        return self.pixels(images, torch.device("cpu"))
+
+    def forward(self, pixels: list[torch.Tensor], any_size: bool = False) -> torch.Tensor:
+        """Normalised pixels (one tensor per backbone) -> patch features (B, N, feature_dim), raster order.
+
+        ``any_size``: pixels at another resolution than the backbone's (position embeddings interpolated; the
+        profiler's image-token sweep)."""
         feats = []
         for spec, backbone, px in zip(self.specs, self.backbones, pixels):
             p = next(backbone.parameters())
-            out = backbone(pixel_values=px.to(p.device, p.dtype), output_hidden_states=True)
-            h = out.hidden_states[-2]  # second-to-last layer, (B, T, C)
+            kw = {"interpolate_pos_encoding": True} if any_size and spec.family == "siglip" else {}
+            h = _output_of(backbone, _layers(backbone)[-2], px.to(p.device, p.dtype), **kw)  # (B, T, C)
             prefix = 1 + spec.num_register_tokens if spec.family == "dinov2" else 0
-            feats.append(h[:, prefix:])  # patches only, raster order
+            feats.append(h[:, prefix:])  # patches only
         return torch.cat(feats, dim=-1)

@@ -79,8 +79,8 @@ def profile(out_dir, device="cpu", dtype=None, systems=None, n_tokens=None, batc
             "environment": environment(str(device)),
             "notes": ["random weights; systems built on the device (their weights differ from CPU-built ones)",
                       "image-token counts are square grids: encoders run at patch*sqrt(N) pixels",
-                      "decode ms/token: median of 16 CUDA-graph replays (engine) or the difference of two "
-                      "generate(cg=True) lengths (reference)"]}
+                      "decode ms/token: median of 16 steps of the static decoder (CUDA-graph replays on CUDA) "
+                      "or the difference of two generate(cg=True) lengths (reference)"]}
     rows_out = df.astype(object).where(df.notna(), None).to_dict(orient="records")  # NaN -> null
     doc = {**meta, "profile": profile_section(df), "rows": rows_out}
     write_json_atomic(out / "profile.json", doc)

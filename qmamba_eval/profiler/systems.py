@@ -1,4 +1,5 @@
-"""What the profiler runs: the project's systems through the engine, and an outside reference pipeline.
+"""What the profiler runs: the project's systems (their CUDA kernels, graphs and static caches), and an outside
+reference pipeline.
 
 Every system offers the same steps for one sweep point (``prepare(n_tokens, batch)`` first):
 ``vision()`` -> features, ``project(features)`` -> visual tokens, ``prefill(visual)`` -> first-token logits,
@@ -20,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..models.flops import llm_decode_flops, llm_prefill_flops
-from ..models.mamba import mamba_ssm_available
+from ..models.ops import mamba_ssm_available
 from ..models.vision import BACKBONES, ENCODERS
 
 PROMPT = "Describe the image specifically"  # Cobra's speed protocol
@@ -40,25 +41,23 @@ def _pixels(spec_names, n_tokens, batch, device, dtype):
 
 
 class ProjectSystem:
-    """A preset through ``qmamba_eval.engine`` (random weights built on the device)."""
+    """A preset with its fast kernels (random weights built on the device); decoding ignores EOS."""
 
     kind = "project"
 
     def __init__(self, name, preset, device, dtype, seed=0, **overrides):
-        from ..engine import attach
-        from ..engine.decode import GreedyDecoder
         from ..models import build_model
+        from ..models.decode import GreedyDecoder
 
         self.name, self.preset, self.device = name, preset, torch.device(device)
         self.model = build_model(preset, device=str(device), dtype=dtype, init="device", seed=seed, **overrides)
-        self.engine = attach(self.model)
-        self.decoder = GreedyDecoder(self.engine.lm, -1, self.device, self.engine.graphs)  # EOS never ends a row
+        self.decoder = GreedyDecoder(self.model.llm, -1, self.device, self.model.kernels.graphs)  # EOS never ends
         self.specs = list(ENCODERS[self.model.config.vision])
         self.slot = None
 
     def info(self) -> dict:
         return {"preset": self.preset, "projector": self.model.config.projector,
-                "projector_kwargs": self.model.config.projector_kwargs, "engine": self.engine.info(),
+                "projector_kwargs": self.model.config.projector_kwargs, "kernels": self.model.kernels.describe(),
                 "llm_kernels": self.model.llm.kernel_info(), "parameters": self.model.identity()["parameters"]}
 
     def prepare(self, n_tokens, batch):
@@ -66,13 +65,13 @@ class ProjectSystem:
         self.px = _pixels(self.specs, n_tokens, batch, self.device, self.model.dtype)
 
     def vision(self):
-        return self.engine.vision.features(self.px, any_size=True)
+        return self.model.vision(self.px, any_size=True)
 
     def project(self, feats):
         return self.model.projector(feats.to(self.model.dtype))
 
     def _embeds(self, visual):
-        return self.engine.assemble(visual, [PROMPT] * visual.shape[0])
+        return self.model.assemble(visual, self.model.text_ids([PROMPT] * visual.shape[0]))
 
     def llm_length(self, visual) -> int:
         return self._embeds(visual)[0].shape[1]
@@ -80,7 +79,7 @@ class ProjectSystem:
     def prefill(self, visual):
         embeds, mask = self._embeds(visual)
         self.slot = self.decoder._slot(embeds.shape[0], embeds.shape[1] + 256, 256)
-        return self.engine.lm.prefill(embeds, mask, self.slot.state)
+        return self.model.llm.prefill(embeds, mask, self.slot.cache)
 
     def decode_steps(self, k):
         for _ in range(k):
@@ -101,7 +100,7 @@ class ProjectSystem:
         return _bytes(self.model.llm)
 
     def close(self):
-        del self.model, self.engine, self.decoder, self.slot
+        del self.model, self.decoder, self.slot
 
 
 class ReferencePipeline:
@@ -205,27 +204,28 @@ class ReferencePipeline:
 
 
 class ProjectReference(ProjectSystem):
-    """Without mamba-ssm (CPU): the project's reference path on tiny-cobra -- ``MambaLM.prefill`` and a Python
-    token loop over ``MambaLM.decode`` (what ``MLLM.generate`` does), vision through the engine's encoder."""
+    """Without mamba-ssm (CPU): tiny-cobra on the reference kernels, ``MambaLM.prefill`` and a Python token loop
+    over ``MambaLM.step`` (no static decoder, no graphs)."""
 
     kind = "reference"
 
     def __init__(self, device, dtype, seed=0):
         super().__init__("reference", "tiny-cobra", device, dtype, seed)
+        self.model.set_kernels("reference")
 
     def info(self) -> dict:
-        return {"pipeline": "project reference path (MLLM pieces, Python decode loop): mamba-ssm not available",
+        return {"pipeline": "project reference path (reference kernels, Python decode loop): mamba-ssm not available",
                 "preset": self.preset}
 
     def prefill(self, visual):
         embeds, mask = self._embeds(visual)
-        logits, self.cache = self.model.llm.prefill(embeds, mask)
-        return logits
+        self.cache = self.model.llm.allocate_inference_cache(embeds.shape[0], embeds.shape[1] + 256)
+        return self.model.llm.prefill(embeds, mask, self.cache)
 
     def decode_steps(self, k):
         ids = torch.zeros(self.batch, dtype=torch.long, device=self.device)
         for _ in range(k):
-            ids = self.model.llm.decode(ids, self.cache).float().argmax(-1)
+            ids = self.model.llm.step(ids, self.cache).float().argmax(-1)
 
     def generate(self, max_new):
         with torch.no_grad():
@@ -234,7 +234,7 @@ class ProjectReference(ProjectSystem):
             for _ in range(max_new):
                 ids = logits.float().argmax(-1)
                 out.append(ids)
-                logits = self.model.llm.decode(ids, self.cache)
+                logits = self.model.llm.step(ids, self.cache)
             return torch.stack(out, 1).tolist()
 
 

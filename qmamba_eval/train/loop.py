@@ -54,7 +54,7 @@ def build_untrained(cfg: TrainConfig):
                 raise ValueError("llm_overrides / projector_overrides apply to a preset, not to a checkpoint folder")
             model = build_model(cfg.model, seed=cfg.seed)
     model.float().to(cfg.device)
-    model.set_backend("auto")
+    model.set_kernels("auto")
     return model
 
 
@@ -89,7 +89,7 @@ def batch_loss(model, feats, ids, n_target, precision: str) -> torch.Tensor:
     device = model.device
     with autocast(model, precision):
         visual = model.projector(feats.to(device))
-        embeds, mask = model._assemble(visual.float(), ids)  # the layout generate() uses: [pad][visual][text]
+        embeds, mask = model.assemble(visual.float(), ids)  # the layout generate() uses: [pad][visual][text]
         logits = model.llm(inputs_embeds=embeds, attention_mask=mask)
     b, t = mask.shape
     labels = torch.full((b, t), -100, dtype=torch.long, device=device)

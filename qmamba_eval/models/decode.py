@@ -1,6 +1,8 @@
 """Greedy decoding on static buffers: argmax, per-sequence EOS and the step counter all stay on the device.
 
-One ``Slot`` per batch-size bucket (and per LM state key, e.g. a KV-cache length bucket) holds the LM's state,
+The LLM interface it drives (``mamba.MambaLM``, ``llama.LlamaLM``): ``allocate_inference_cache(batch, max_seqlen)``,
+``cache_key(max_seqlen)``, ``prefill(embeds, mask, cache) -> last logits`` and ``step(ids, cache) -> logits``.
+One ``Slot`` per batch-size bucket (and per cache key, e.g. a KV-cache length bucket) holds the LM's cache,
 the current token, the output tokens and the done flags. On CUDA each slot's step is captured once in a CUDA
 graph and replayed per token; there is no host sync inside the loop except an optional early-exit check
 every ``check_every`` steps (one sync per check). On the CPU the same step runs eagerly.
@@ -23,7 +25,7 @@ def bucket(n: int) -> int:
 class Slot:
     def __init__(self, lm, batch: int, total_len: int, capacity: int, eos_id: int, device, graphs: bool, pool=None):
         self.lm, self.batch, self.capacity, self.eos = lm, batch, capacity, eos_id
-        self.state = lm.allocate_state(batch, total_len)
+        self.cache = lm.allocate_inference_cache(batch, total_len)
         self.ids = torch.zeros(batch, dtype=torch.long, device=device)  # token fed to the next step
         self.out = torch.full((batch, capacity), eos_id, dtype=torch.long, device=device)
         self.done = torch.ones(batch, dtype=torch.bool, device=device)
@@ -33,7 +35,7 @@ class Slot:
             self._capture(pool)
 
     def _body(self):
-        logits = self.lm.step(self.ids, self.state)  # (b, V)
+        logits = self.lm.step(self.ids, self.cache)  # (b, V)
         nxt = logits.float().argmax(-1)
         nxt = torch.where(self.done, torch.full_like(nxt, self.eos), nxt)
         self.done.logical_or_(nxt == self.eos)
@@ -69,7 +71,7 @@ class GreedyDecoder:
 
     def _slot(self, n: int, total_len: int, max_new: int) -> Slot:
         b = bucket(n)
-        key = (b, self.lm.state_key(total_len))
+        key = (b, self.lm.cache_key(total_len))
         slot = self.slots.get(key)
         if slot is None or slot.capacity < max_new:
             cap = max(max_new, 32, slot.capacity * 2 if slot else 0)
@@ -85,7 +87,7 @@ class GreedyDecoder:
         if max_new_tokens <= 0:
             return [[] for _ in range(n)]
         slot = self._slot(n, l + max_new_tokens, max_new_tokens)
-        first = self.lm.prefill(embeds, mask, slot.state).float().argmax(-1)  # (n,)
+        first = self.lm.prefill(embeds, mask, slot.cache).float().argmax(-1)  # (n,)
         slot.ids.zero_()
         slot.ids[:n] = first
         slot.done.fill_(True)

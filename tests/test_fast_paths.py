@@ -1,21 +1,17 @@
-"""The engine against the reference model on the same weights (CPU; the GPU twins are in test_gpu_engine.py)."""
+"""Every fast path against its plain reference on the same weights and inputs (CPU twins of the CUDA paths; the
+CUDA kernels themselves are checked in test_gpu_engine.py)."""
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from qmamba_eval.engine import Engine, attach, to_uint8
-from qmamba_eval.engine.decode import GreedyDecoder, bucket
-from qmamba_eval.engine.kernels import Kernels
-from qmamba_eval.engine.llama_lm import FastLlama
-from qmamba_eval.engine.mamba_lm import FastMambaLM
-from qmamba_eval.engine.vision import resize_uint8
 from qmamba_eval.models import PRESETS, build_model
-from qmamba_eval.models.llm import LlamaLM
-from qmamba_eval.models.mamba import MambaConfig, MambaLM
+from qmamba_eval.models.decode import GreedyDecoder, bucket
+from qmamba_eval.models.llama import LlamaLM
+from qmamba_eval.models.ops import Kernels, set_kernels
 from qmamba_eval.models.presets import TINY_LLAMA
-from qmamba_eval.models.vision import preprocess
+from qmamba_eval.models.vision import ImagePrep, preprocess, resize_uint8, to_uint8
 
 TINY = [n for n in PRESETS if n.startswith("tiny-")]
 PROMPTS = ["What color is it?", "How many shapes are there?", "Yes?", "Name the colour of the big square on the left"]
@@ -49,33 +45,32 @@ def padded_batch(d, lengths, garbage=True):
 
 
 @torch.no_grad()
-def test_fast_mamba_prefill_and_steps_match_the_reference():
-    torch.manual_seed(0)
-    lm = MambaLM(MambaConfig(d_model=32, n_layer=3, vocab_size=101)).eval()
-    fast = FastMambaLM(lm, Kernels())
-    embeds, mask = padded_batch(32, [9, 3, 6])
-    ref_logits, cache = lm.prefill(embeds, mask)
-    state = fast.allocate_state(4)  # a bucket larger than the batch
-    logits = fast.prefill(embeds, mask, state)
-    torch.testing.assert_close(logits, ref_logits, rtol=1e-5, atol=1e-5)
-    sub = type(state)(state.conv[:, :3], state.ssm[:, :3])
-    for t in range(5):
-        ids = torch.tensor([t, 2 * t + 1, 7])
-        torch.testing.assert_close(fast.step(ids, sub), lm.decode(ids, cache), rtol=1e-5, atol=1e-5)
+def naive_greedy(model, ims, prompts, n):
+    """The plainest greedy decoder: the whole sequence through ``forward`` at every step, no cache at all."""
+    embeds, mask = model.assemble(model.encode_images(ims), model.text_ids(prompts))
+    out = []
+    for _ in range(n):
+        nxt = model.llm(inputs_embeds=embeds, attention_mask=mask)[:, -1].float().argmax(-1)
+        out.append(nxt)
+        embeds = torch.cat([embeds, model.llm.embed(nxt)[:, None].to(embeds.dtype)], 1)
+        mask = torch.cat([mask, mask.new_ones(len(prompts), 1)], 1)
+    return torch.stack(out, 1).tolist()
 
 
 @torch.no_grad()
-def test_fast_llama_prefill_and_steps_match_the_reference():
+def test_llama_static_cache_matches_the_hugging_face_forward():
     torch.manual_seed(0)
     lm = LlamaLM(dict(TINY_LLAMA, vocab_size=101)).eval()
-    fast = FastLlama(lm)
     embeds, mask = padded_batch(64, [9, 3, 6], garbage=False)  # HF's Llama reads pad embeddings: keep them 0
-    ref_logits, cache = lm.prefill(embeds, mask)
-    state = fast.allocate_state(3, 9 + 5)
-    torch.testing.assert_close(fast.prefill(embeds, mask, state), ref_logits, rtol=1e-4, atol=1e-4)
+    cache = lm.allocate_inference_cache(3, 9 + 5)
+    torch.testing.assert_close(lm.prefill(embeds, mask, cache), lm(inputs_embeds=embeds, attention_mask=mask)[:, -1],
+                               rtol=1e-4, atol=1e-4)
     for t in range(5):
         ids = torch.tensor([t, 2 * t + 1, 7])
-        torch.testing.assert_close(fast.step(ids, state), lm.decode(ids, cache), rtol=1e-4, atol=1e-4)
+        embeds = torch.cat([embeds, lm.embed(ids)[:, None]], 1)
+        mask = torch.cat([mask, mask.new_ones(3, 1)], 1)
+        torch.testing.assert_close(lm.step(ids, cache), lm(inputs_embeds=embeds, attention_mask=mask)[:, -1],
+                                   rtol=1e-4, atol=1e-4)
 
 
 class CountingLM:
@@ -84,10 +79,10 @@ class CountingLM:
     def __init__(self, stop, vocab=50):
         self.stop, self.vocab = stop, vocab
 
-    def state_key(self, total_len):
+    def cache_key(self, total_len):
         return None
 
-    def allocate_state(self, batch, total_len=0):
+    def allocate_inference_cache(self, batch, total_len=0):
         return {"t": torch.zeros(batch, dtype=torch.long)}
 
     def _logits(self, state):
@@ -124,58 +119,77 @@ def test_device_resize_matches_pil_within_one_level():
         assert diff.max() <= 1.01 and diff.mean() < 0.3, (size, diff.max(), diff.mean())
 
 
+def test_pil_preparation_gives_the_reference_pixels_exactly():
+    ims = images()
+    m = build_model("tiny-qmamba")
+    ref = [preprocess(ims, s.image_size, s.mean, s.std) for s in m.vision.specs]
+    for got in (m.vision.preprocess(ims), m.vision.pixels([ImagePrep([48], False)(im) for im in ims])):
+        for a, b in zip(got, ref):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("name", ["tiny-qmamba", "tiny-vlmamba"])
-def test_vision_skipping_the_last_layer_gives_the_reference_features(name):
+def test_vision_skipping_the_last_layer_gives_the_hidden_states_features(name):
     m = build_model(name)
     pixels = m.vision.preprocess(images())
-    fresh = build_model(name)  # the fast path runs first: it must not change the reference model either
-    fast = attach(m).vision.features(pixels)
-    torch.testing.assert_close(fast, m.vision(pixels), rtol=0, atol=0)
-    torch.testing.assert_close(fast, fresh.vision(pixels), rtol=0, atol=0)
+    got = m.vision(pixels)
+    ref = []
+    for spec, backbone, px in zip(m.vision.specs, m.vision.backbones, pixels):
+        h = backbone(pixel_values=px, output_hidden_states=True).hidden_states[-2]
+        ref.append(h[:, 1 + spec.num_register_tokens:] if spec.family == "dinov2" else h)
+    torch.testing.assert_close(got, torch.cat(ref, -1), rtol=0, atol=0)
+    torch.testing.assert_close(m.vision(pixels), got, rtol=0, atol=0)  # the hook leaves the model as it was
 
 
-def test_assemble_matches_the_reference_layout():
+def test_assemble_matches_a_row_by_row_layout():
     m = build_model("tiny-qmamba")
-    e = Engine(m)
     visual = torch.randn(4, 16, 64)
-    embeds, mask = e.assemble(visual, PROMPTS)
-    ref_embeds, ref_mask = m._assemble(visual, m._text_ids(PROMPTS))
-    torch.testing.assert_close(embeds, ref_embeds, rtol=0, atol=0)
-    assert torch.equal(mask, ref_mask)
+    ids = m.text_ids(PROMPTS)
+    embeds, mask = m.assemble(visual, ids)
+    longest = max(len(x) for x in ids)
+    for i, row in enumerate(ids):
+        start = longest - len(row)
+        assert mask[i].tolist() == [0] * start + [1] * (16 + len(row))
+        torch.testing.assert_close(embeds[i, start:start + 16], visual[i], rtol=0, atol=0)
+        torch.testing.assert_close(embeds[i, start + 16:], m.llm.embed(torch.tensor(row)), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("name", TINY)
-def test_engine_answers_equal_the_reference(name):
+def test_static_decoder_answers_equal_the_plainest_greedy_loop(name):
     ims = images()
     m = sharpen(build_model(name))  # the shipped weights (a seed would change nothing)
-    ref = m.generate(ims, PROMPTS, max_new_tokens=6)
-    engine = attach(m)
-    # the same pixels as the reference (PIL preprocessing), so answers must be identical
-    pixels = m.vision.preprocess(ims)
-    visual = m.projector(engine.vision.features(pixels))
-    embeds, mask = engine.assemble(visual, PROMPTS)
-    rows = engine.decoder.generate(embeds, mask, 6)
-    assert [m.tokenizer.decode(r).strip() for r in rows] == ref
-    assert engine.generate(ims, PROMPTS, max_new_tokens=6, stop=["zz"]) == m.generate(ims, PROMPTS, 6, stop=["zz"])
+    ref = naive_greedy(m, ims, PROMPTS, 6)
+    embeds, mask = m.assemble(m.encode_images(ims), m.text_ids(PROMPTS))
+    rows = GreedyDecoder(m.llm, -1, "cpu", graphs=False).generate(embeds, mask, 6)  # EOS never ends a row
+    assert rows == ref
+    texts = m.generate(ims, PROMPTS, max_new_tokens=6)
     if name in ("tiny-qmamba", "tiny-llava-style"):
-        assert len(set(ref)) > 1  # the answers depend on the input: the comparison can fail
-    assert m.identity()["engine"]["name"] == "engine"
+        assert len(set(texts)) > 1  # the answers depend on the input: the comparison can fail
+
+
+@pytest.mark.parametrize("name", ["tiny-qformer", "tiny-llava-style"])
+def test_device_resize_kernels_answer_like_the_pil_reference(name):
+    """The CUDA choice of image resize (bicubic + antialias on the device), on the CPU: answers as PIL's."""
+    ims = images()
+    m = sharpen(build_model(name))
+    ref = m.generate(ims, PROMPTS, max_new_tokens=6, stop=["zz"])
+    m._kernels = set_kernels(m, Kernels(device_resize=True))
+    assert m.identity()["kernels"]["image_resize"] == "device bicubic+antialias"
+    assert m.generate(ims, PROMPTS, max_new_tokens=6, stop=["zz"]) == ref
 
 
 @pytest.mark.slow
-def test_runner_with_the_engine_and_workers_gives_the_reference_answers(tmp_path):
+def test_runner_with_workers_gives_the_in_process_answers(tmp_path):
     from qmamba_eval.results import read_samples
     from qmamba_eval.runner import RunConfig, Runner
 
     answers = {}
-    for engine, workers in (("reference", 0), ("engine", 2)):
-        cfg = RunConfig(tasks=["gqa"], output_dir=str(tmp_path), run_name=engine, engine=engine, limit=12,
-                        workers=workers, progress=False, plot=False, batch_size=5)
-        res = Runner(cfg).run()
-        answers[engine] = {t: [s["answer"] for s in read_samples(tmp_path / engine / f"samples_{t}.jsonl")]
-                           for t in ("gqa",)}
-        assert res["model"]["engine"]["name"] == engine
-    assert answers["engine"] == answers["reference"]
+    for name, workers in (("inline", 0), ("workers", 2)):
+        cfg = RunConfig(tasks=["gqa"], output_dir=str(tmp_path), run_name=name, limit=12, workers=workers,
+                        progress=False, plot=False, batch_size=5)
+        Runner(cfg).run()
+        answers[name] = [s["answer"] for s in read_samples(tmp_path / name / "samples_gqa.jsonl")]
+    assert answers["workers"] == answers["inline"]
 
 
 def test_pin_norm_configs_leaves_one_config(monkeypatch):
@@ -183,7 +197,7 @@ def test_pin_norm_configs_leaves_one_config(monkeypatch):
     import sys
     import types
 
-    from qmamba_eval.engine import kernels
+    from qmamba_eval.models import ops as kernels
 
     class Autotuner:  # stands in for triton.runtime.autotuner.Autotuner: only the class name and .configs count
         def __init__(self, n):
@@ -202,7 +216,7 @@ def test_pin_norm_configs_leaves_block_size_configs_alone(monkeypatch):
     import sys
     import types
 
-    from qmamba_eval.engine import kernels
+    from qmamba_eval.models import ops as kernels
 
     class Autotuner:
         def __init__(self):

@@ -1,7 +1,7 @@
-"""Images decoded off the critical path: DataLoader workers turn image values into uint8 tensors.
+"""Images decoded off the critical path: DataLoader workers turn image values into what the model takes.
 
 ``image_batches(values, load, batch_size, workers)`` yields, in order, lists of ``(index, image, error)``:
-``image`` an (H, W, 3) uint8 tensor (or None) and ``error`` the message of a failed ``load`` (or None). With
+``image`` what ``load`` returned (or None) and ``error`` the message of a failed ``load`` (or None). With
 ``workers=0`` everything runs in the calling thread (the CPU default, and what the tests use).
 """
 
@@ -11,8 +11,6 @@ from typing import Callable, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-
-from .vision import to_uint8
 
 
 class _Images(Dataset):
@@ -26,7 +24,7 @@ class _Images(Dataset):
     def __getitem__(self, k):
         i = self.indices[k]
         try:
-            return i, to_uint8(self.load(self.get_value(i))), None
+            return i, self.load(self.get_value(i)), None
         except self.errors as e:
             return i, None, str(e)
 
@@ -37,10 +35,10 @@ def _as_list(batch):
 
 def image_batches(get_value: Callable[[int], object], indices: Sequence[int], load: Callable, batch_size: int,
                   workers: int = 0, errors: tuple = (ValueError, OSError)):
-    """Batches of ``(index, uint8 image | None, error | None)`` for ``indices``, in order.
+    """Batches of ``(index, image | None, error | None)`` for ``indices``, in order.
 
     ``get_value(i)`` gives the raw image value of item ``i`` (runs in the worker, so lazy rows stay lazy);
-    ``load(value)`` decodes it to a PIL image or array; exceptions in ``errors`` become error entries.
+    ``load(value)`` decodes (and prepares) it; exceptions in ``errors`` become error entries.
     """
     ds = _Images(get_value, indices, load, errors)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_as_list,

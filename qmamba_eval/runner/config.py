@@ -1,0 +1,72 @@
+"""What a run is: its options, which of them make two runs the same run, and the checks an API caller needs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class RunConfig:
+    tasks: list
+    model: str = "tiny-qmamba"
+    checkpoint: str | None = None
+    tokenizer: str | None = None
+    data: str = "sample"
+    limit: int | None = None
+    batch_size: int = 8
+    device: str = "cpu"
+    dtype: str | None = None
+    backend: str = "auto"  # kernels (models/ops.py): auto | reference | mamba_ssm
+    output_dir: str = "results/runs"
+    run_name: str | None = None
+    seed: int = 0
+    prompt: dict = field(default_factory=dict)  # task -> prompt variant
+    splits: dict = field(default_factory=dict)  # task -> hub split (e.g. vqav2 -> testdev)
+    options: dict = field(default_factory=dict)  # e.g. pope_parser, vqa_rule
+    cache_dir: str | None = None
+    max_new_tokens: int | None = None
+    answer_mode: str = "generate"  # or "likelihood": the likelier of the task's answer options
+    progress: bool = True
+    plot: bool = True  # summary.png beside results.json
+    workers: int | None = None  # image-decoding DataLoader workers (default: 0 on the CPU, up to 8 on CUDA)
+
+    def identity(self) -> dict:
+        """What makes two runs the same run (the limit is left out: a larger limit extends a run)."""
+        keep = ("model", "checkpoint", "tokenizer", "data", "device", "dtype", "backend", "seed", "prompt",
+                "splits", "options", "max_new_tokens", "answer_mode")
+        return {k: getattr(self, k) for k in keep}
+
+    def default_run_name(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:8]
+        data = "sample" if self.data == "sample" else "hub" if self.data == "hub" else Path(self.data).name
+        return f"{Path(self.model).name}-{data}-s{self.seed}-{digest}"
+
+    def check(self, task_names, model_given: bool = False) -> None:
+        """Options a caller of the API can get wrong (the command line checks most of them already)."""
+        for name, value, allow_none in (("limit", self.limit, True), ("batch_size", self.batch_size, False),
+                                        ("max_new_tokens", self.max_new_tokens, True)):
+            if value is None and allow_none:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} {value!r}: must be a whole number >= 1")
+        if not task_names:
+            raise ValueError("no task given; e.g. --tasks gqa,pope (run_eval.py list shows them all)")
+        if self.answer_mode not in ("generate", "likelihood"):
+            raise ValueError(f"unknown answer mode {self.answer_mode!r}; use 'generate' or 'likelihood'")
+        names = set(task_names)
+        for flag, table in (("--prompt", self.prompt), ("--split", self.splits)):
+            for key in table:
+                if key != "*" and key not in names:
+                    from ..registry import suggest
+
+                    raise ValueError(f"{flag} {key}={table[key]}: {key!r} is not among --tasks "
+                                     f"({', '.join(sorted(names))}).{suggest(key, names)}")
+        if not model_given and str(self.device).startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"--device {self.device}: CUDA is not available here (torch {torch.__version__}, "
+                                 f"CUDA build {torch.version.cuda or 'none'}); use --device cpu")
