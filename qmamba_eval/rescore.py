@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data.files import read_jsonl
-from .data.ids import question_id
+from .readers.files import read_jsonl
+from .readers.ids import question_id
 from .data.predictions import check_predictions
 from .tasks import Task, get_task, task_options
 

@@ -3,18 +3,21 @@
     run_eval.py scorecard --baseline results/baselines/sample-tiny-qmamba.json --current results/runs/<run>
     exit 0: no regression   exit 1: a regression (or, with --fail-on-missing, a missing metric)   exit 2: bad input
 
-Inputs are ``results.json`` files (or the folders holding them); a baseline is the same document, optionally
-with a ``scorecard`` section of tolerances.  Compared:
+Inputs are ``results.json`` (evaluation) or ``profile.json`` documents (or the folders holding them); a baseline is
+the same document, optionally with a ``scorecard`` section of tolerances. Compared:
 
-* every task metric in both (``<task>/<metric>``): direction by name (accuracies, F1, MME scores: higher is
-  better; yes-ratio has no direction and is only reported as changed), absolute tolerance in points;
-* ``<task>/answers`` -- the digest of the raw answers: with ``--require-same-answers`` any change is a
-  regression (determinism / behaviour gate for CI);
-* profiler figures (``profile.figures``: ``{name: {value, unit, better}}``): as ratios to the run's own
-  ``profile.reference`` figure, measured side by side in the same run, with a relative tolerance; machines are
-  noisy, ratios much less so.
+* every task metric in both (``<task>/<metric>``), with the direction and tolerance its task file declares
+  (``[metrics]``, recorded in results.json; ``higher`` / ``lower`` / ``none`` (reported as changed) / ``same``),
+  absolute tolerance in points;
+* ``<task>/answers`` -- the digest of the raw answers: with ``--require-same-answers`` any change is a regression;
+* profile figures (``profile.figures``: ``{name: {value, unit, better}}``): as ratios to the run's own
+  ``profile.reference`` figure, measured side by side in the same run, with a relative tolerance.
 
-Runs on different data (fingerprint), task versions or sample counts are refused unless ``--allow-mismatch``.
+The gate's contract: it compares at least one metric or fails with exit 2; a non-finite current value is a
+regression, never an improvement, and a non-finite baseline value is refused; a tolerance is a finite number >= 0
+whose pattern matches a compared metric. Documents of different kinds, data (fingerprint), task versions, sample
+counts, prompts, scoring options, or (profiles) devices, dtypes and system sets are refused unless
+``--allow-mismatch``.
 """
 
 from __future__ import annotations
@@ -26,10 +29,6 @@ from dataclasses import dataclass
 from .results import ResultsInputError
 from .results import load_results as _load_results
 
-HIGHER = ("accuracy", "f1", "precision", "recall", "score", "acc", "acc_plus", "perception", "cognition", "total",
-          "throughput", "per_s", "tokens_per_s", "samples_per_s", "mfu")
-LOWER = ("latency", "_ms", "ms_per", "_s", "memory", "mib", "gib", "bytes", "peak")
-NEUTRAL = ("yes_ratio", "other_ratio")
 STATUSES = ("pass", "regressed", "improved", "changed", "missing", "new")
 DEFAULT_TOLERANCES = {"score_abs": 0.5, "timing_rel": 0.10}
 
@@ -53,40 +52,72 @@ class Row:
     current: object
     delta: float | None
     tolerance: str
-    better: str  # higher | lower | neutral | same
+    better: str  # higher | lower | none | same
     tol: float = 0.0  # the tolerance as a number (points, or a fraction for timings)
 
 
-def direction(metric: str) -> str:
-    leaf = metric.rsplit("/", 1)[-1].lower()
-    if leaf in NEUTRAL or leaf == "n":
-        return "neutral" if leaf in NEUTRAL else "same"
-    if any(leaf == h or leaf.endswith(h) for h in HIGHER):
-        return "higher"
-    if any(h in leaf for h in LOWER):
-        return "lower"
-    return "higher"
+def metric_spec(metric: str, *docs) -> dict:
+    """``{"better", "tolerance"?}`` of ``<task>/<metric>`` from the task file's ``[metrics]`` table: as recorded in
+    the documents (current first), else the installed task's, else the default (a score: higher is better)."""
+    task, _, leaf = metric.partition("/")
+    table = next((d["tasks"][task].get("report", {}).get("metrics") for d in docs
+                  if (d["tasks"].get(task) or {}).get("report", {}).get("metrics")), None)
+    if table is None:
+        try:
+            from .tasks import all_tasks
+
+            table = all_tasks()[task].metrics
+        except (KeyError, ValueError, FileNotFoundError):
+            table = {}
+    for pattern, spec in table.items():
+        if fnmatch.fnmatchcase(leaf, pattern):
+            return spec
+    return {"better": "higher"}
 
 
-def _tolerance_for(metric: str, tolerances: dict, kind: str) -> float:
-    for pattern, value in tolerances.get("overrides", {}).items():
-        if fnmatch.fnmatch(metric, pattern):
-            return float(value)
-    return float(tolerances["timing_rel" if kind == "timing" else "score_abs"])
+def direction(metric: str, *docs) -> str:
+    return metric_spec(metric, *docs)["better"]
+
+
+def check_tolerances(overrides: dict, metrics) -> None:
+    """Every tolerance finite and >= 0, every pattern matching a compared metric."""
+    for pattern, value in overrides.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+            raise ScorecardInputError(f"--tolerance {pattern}={value}: a tolerance is a finite number >= 0")
+        if not any(fnmatch.fnmatchcase(m, pattern) for m in metrics):
+            from .registry import suggest
+
+            raise ScorecardInputError(f"--tolerance {pattern}={value}: the pattern matches no compared metric."
+                                      f"{suggest(pattern, metrics)}")
+
+
+def _kind(doc: dict) -> str:
+    return "profile" if doc.get("profile") and not doc.get("tasks") else "evaluation"
 
 
 def check_comparable(base: dict, cur: dict, allow_mismatch: bool) -> list[str]:
-    """Per shared task: same data fingerprint, task version, sample count. Returns the problems found."""
+    """Same kind of document; per shared task the same data, version, sample count, prompt and options; for
+    profiles the same device, dtype and systems. Returns the problems found (refused unless allowed)."""
+    if _kind(base) != _kind(cur):
+        raise ScorecardInputError(f"the baseline is {'a' if _kind(base) == 'profile' else 'an'} {_kind(base)} and "
+                                  f"the current document {'a' if _kind(cur) == 'profile' else 'an'} {_kind(cur)}: "
+                                  "compare results.json with results.json, profile.json with profile.json")
     problems = []
     for name in sorted(set(base.get("tasks", {})) & set(cur.get("tasks", {}))):
         b, c = base["tasks"][name], cur["tasks"][name]
-        for label, get in (("data fingerprint", lambda t: t.get("data", {}).get("fingerprint")),
+        for label, get in (("data fingerprint", lambda t: (t.get("data") or {}).get("fingerprint")),
                            ("task version", lambda t: t.get("version")),
                            ("sample count", lambda t: t.get("n_samples")),
                            ("prompt variant", lambda t: t.get("prompt_variant")),
                            ("scoring options", lambda t: t.get("options"))):
             if get(b) != get(c):
                 problems.append(f"{name}: {label} differs (baseline {get(b)!r}, current {get(c)!r})")
+    if _kind(base) == "profile":
+        for label, get in (("device", lambda d: (d.get("environment") or {}).get("device_name")),
+                           ("dtype", lambda d: d.get("dtype")), ("tiny presets", lambda d: d.get("tiny")),
+                           ("systems", lambda d: sorted(d.get("systems") or {}))):
+            if get(base) != get(cur):
+                problems.append(f"profile: {label} differs (baseline {get(base)!r}, current {get(cur)!r})")
     if problems and not allow_mismatch:
         raise ScorecardInputError("runs are not comparable: " + "; ".join(problems)
                                   + ". Pass --allow-mismatch to compare anyway.")
@@ -97,18 +128,17 @@ def _profile_ratios(doc: dict) -> dict:
     prof = doc.get("profile") or {}
     figs = prof.get("figures") or {}
     ref = prof.get("reference")
-    ref_value = figs.get(ref, {}).get("value") if ref else None
+    ref_value = (figs.get(ref) or {}).get("value") if ref else None
     out = {}
     for name, f in figs.items():
-        if name == ref:
-            continue
         v = f.get("value")
-        if not isinstance(v, (int, float)):
+        if name == ref or isinstance(v, bool) or not isinstance(v, (int, float)):
             continue
-        if ref_value:
-            out[f"profile/{name}"] = (v / ref_value, f.get("better") or direction(name), f"ratio to {ref}")
+        better = f.get("better") if f.get("better") in ("higher", "lower") else "none"
+        if ref_value and math.isfinite(ref_value):
+            out[f"profile/{name}"] = (v / ref_value, better, f"ratio to {ref}")
         else:
-            out[f"profile/{name}"] = (v, f.get("better") or direction(name), "absolute (no in-run reference)")
+            out[f"profile/{name}"] = (v, better, "absolute (no in-run reference)")
     return out
 
 
@@ -116,43 +146,67 @@ def _judge(delta: float, tol: float, better: str) -> str:
     """pass within tolerance; beyond it improved / regressed by direction, or just changed."""
     if abs(delta) <= tol:
         return "pass"
-    if better in ("neutral", "same"):
+    if better in ("none", "same"):
         return "changed"
     return "improved" if (delta > 0) == (better == "higher") else "regressed"
+
+
+def _finite(metric: str, value, role: str) -> float:
+    try:
+        v = float(value)
+    except OverflowError:
+        raise ScorecardInputError(f"{role} metric {metric} = {str(value)[:30]}... is too large for a number") from None
+    if role == "baseline" and not math.isfinite(v):
+        raise ScorecardInputError(f"baseline metric {metric} is {v}: a baseline holds finite numbers; rebuild it "
+                                  "(--update-baseline from a good run)")
+    return v
+
+
+def _flat(doc: dict) -> dict:
+    out = {}
+    for tname, t in doc.get("tasks", {}).items():
+        for k, v in t["metrics"].items():
+            out[f"{tname}/{k}"] = v
+        if t.get("answers_digest"):
+            out[f"{tname}/answers"] = t["answers_digest"]
+    return out
+
+
+def _tolerance(metric: str, spec: dict, tol: dict, kind: str) -> float:
+    for pattern, value in tol.get("overrides", {}).items():
+        if fnmatch.fnmatchcase(metric, pattern):
+            return float(value)
+    if kind == "score" and spec.get("tolerance") is not None:
+        return float(spec["tolerance"])
+    return float(tol["timing_rel" if kind == "timing" else "score_abs"])
 
 
 def compare(base: dict, cur: dict, tolerances: dict | None = None, require_same_answers: bool = False) -> list[Row]:
     tol = {**DEFAULT_TOLERANCES, **(base.get("scorecard", {}).get("tolerances", {})), **(tolerances or {})}
     rows: list[Row] = []
-
-    def flat(doc):
-        out = {}
-        for tname, t in doc.get("tasks", {}).items():
-            for k, v in t["metrics"].items():
-                out[f"{tname}/{k}"] = v
-            if t.get("answers_digest"):
-                out[f"{tname}/answers"] = t["answers_digest"]
-        return out
-
-    b, c = flat(base), flat(cur)
+    b, c = _flat(base), _flat(cur)
     for m in sorted(set(b) | set(c)):
+        if m.endswith("/answers"):
+            better = "same"
+        else:
+            better = metric_spec(m, cur, base)["better"]
         if m not in c:
-            rows.append(Row(m, "missing", b[m], None, None, "", direction(m)))
+            rows.append(Row(m, "missing", b[m], None, None, "", better))
             continue
         if m not in b:
-            rows.append(Row(m, "new", None, c[m], None, "", direction(m)))
+            rows.append(Row(m, "new", None, c[m], None, "", better))
             continue
         if m.endswith("/answers"):
-            same = b[m] == c[m]
-            status = "pass" if same else ("regressed" if require_same_answers else "changed")
+            status = "pass" if b[m] == c[m] else ("regressed" if require_same_answers else "changed")
             rows.append(Row(m, status, b[m], c[m], None, "identical", "same"))
             continue
-        bv, cv = float(b[m]), float(c[m])
-        d = cv - bv
-        better = direction(m)
-        t = _tolerance_for(m, tol, "score")
-        status = "pass" if math.isnan(bv) and math.isnan(cv) else _judge(d, 0.0 if better == "same" else t, better)
-        rows.append(Row(m, status, bv, cv, d, f"±{t:g} abs", better, t))
+        bv, cv = _finite(m, b[m], "baseline"), _finite(m, c[m], "current")
+        t = _tolerance(m, metric_spec(m, cur, base), tol, "score")
+        if not math.isfinite(cv):
+            rows.append(Row(m, "regressed", bv, cv, None, "non-finite", better, t))
+            continue
+        rows.append(Row(m, _judge(cv - bv, 0.0 if better == "same" else t, better), bv, cv, cv - bv,
+                        f"±{t:g} abs", better, t))
 
     bp, cp = _profile_ratios(base), _profile_ratios(cur)
     for m in sorted(set(bp) | set(cp)):
@@ -163,11 +217,23 @@ def compare(base: dict, cur: dict, tolerances: dict | None = None, require_same_
             rows.append(Row(m, "new", None, cp[m][0], None, "", cp[m][1]))
             continue
         (bv, better, how), (cv, _, _) = bp[m], cp[m]
-        t = _tolerance_for(m, tol, "timing")
-        rel = (cv - bv) / bv if bv else float("inf")
-        status = _judge(rel, t, better)
-        rows.append(Row(m, status, bv, cv, rel, f"±{100 * t:g}% rel, {how}", better, t))
+        bv, cv = _finite(m, bv, "baseline"), _finite(m, cv, "current")
+        t = _tolerance(m, {}, tol, "timing")
+        if not math.isfinite(cv):
+            rows.append(Row(m, "regressed", bv, cv, None, "non-finite", better, t))
+            continue
+        rel = (cv - bv) / bv if bv else (0.0 if cv == bv else math.inf)
+        rows.append(Row(m, _judge(rel, t, better), bv, cv, rel, f"±{100 * t:g}% rel, {how}", better, t))
+    if not any(r.status not in ("missing", "new") for r in rows):
+        raise ScorecardInputError("nothing compared: the documents share no metric (baseline: "
+                                  f"{_what(base)}; current: {_what(cur)})")
     return rows
+
+
+def _what(doc: dict) -> str:
+    if doc.get("tasks"):
+        return "tasks " + ", ".join(sorted(doc["tasks"]))
+    return f"{len((doc.get('profile') or {}).get('figures') or {})} profile figures"
 
 
 def verdict(rows: list[Row], fail_on_missing: bool) -> dict:
@@ -178,6 +244,7 @@ def verdict(rows: list[Row], fail_on_missing: bool) -> dict:
 
 def baseline_from(cur: dict, old: dict | None) -> dict:
     """A baseline document: the current results, keeping the old baseline's tolerances."""
-    doc = {k: cur[k] for k in ("schema", "tasks", "profile", "model", "run", "environment") if k in cur}
+    keep = ("schema", "tasks", "profile", "model", "run", "environment", "device", "dtype", "tiny", "systems")
+    doc = {k: cur[k] for k in keep if k in cur}
     doc["scorecard"] = (old or {}).get("scorecard", {"tolerances": dict(DEFAULT_TOLERANCES)})
     return doc

@@ -1,20 +1,31 @@
-"""Task registry: task definitions are TOML files (``tasks/*.toml``) naming a hook set.
+"""Task registry: benchmarks are data -- TOML files (``tasks/*.toml``) naming a hook module.
 
-A task has a ``metadata.version`` (bump it when prompts or scoring change: results of different
-versions are never compared silently), named prompt variants, the hub dataset it comes from and the
-columns it needs.  Extra task folders can be added with ``QMAMBA_TASKS_PATH`` (os.pathsep-separated).
+A task file holds everything generic code needs to know of a benchmark: ``metadata.version`` (bump it when prompts
+or scoring change: results of different versions are never compared silently), named prompt variants, the hub
+dataset, the columns and their types, the scoring options with their choices (``[options.<name>]``: each becomes a
+command-line flag), each metric's direction and tolerance for scorecards (``[metrics]``), and the synthetic data's
+question style. Its ``hooks`` names a module by short name (``qmamba_eval/hooks/<name>.py``) or dotted path.
+
+Extra task folders come from ``QMAMBA_TASKS_PATH`` (os.pathsep-separated). A task there with the name of a
+built-in one is refused unless ``QMAMBA_TASKS_OVERRIDE=1``; then it is announced and its file and digest are
+recorded with every result. Task files are parsed once per change of their folder listing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import string
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .hooks import Hooks, load_hooks
+from .readers.columns import parse_columns
 from .registry import lookup
+
+DIRECTIONS = ("higher", "lower", "none", "same")  # "none": reported when it changes; "same": must not change
 
 
 def _builtin_tasks_dir() -> Path:
@@ -48,9 +59,13 @@ class Task:
     headline: list = field(default_factory=list)  # metrics shown first in tables and plots
     score_max: float = 100.0  # the top of the headline metrics' scale (plots)
     hub: dict = field(default_factory=dict)
-    options: dict = field(default_factory=dict)
-    source_file: str = ""
+    options: dict = field(default_factory=dict)  # scoring option -> {"default", "choices", "help"}
+    metrics: dict = field(default_factory=dict)  # metric glob -> {"better", "tolerance"?} (first match wins)
     columns: dict = field(default_factory=dict)  # column -> {"type", "optional", "values"} ([columns])
+    synthetic_style: str | None = None  # the synthetic data's question style (qmamba_eval/synthetic/styles.py)
+    source_file: str = ""
+    digest: str = ""  # of the task file's bytes
+    overrides: str | None = None  # the built-in task file this one replaces (QMAMBA_TASKS_OVERRIDE=1)
 
     def prompt(self, doc: dict, variant: str = "default") -> str:
         template = lookup(self.prompts, variant, f"prompt variant of task {self.name}")
@@ -78,135 +93,86 @@ class Task:
     def split_of(self, doc: dict) -> str:
         return str(doc.get(self.split_column) or "all") if self.split_column else "all"
 
-    def check_rows(self, rows, where: str, id_columns=("question_id", "id")) -> None:
-        """Every row's values against the task's [columns] types: a bad one is an error naming the source, the
-        row (1-based, with its question id) and the column. ``rows``: dicts (absent columns count as missing)."""
-        present = {c: 0 for c in self.columns}
-        n = 0
-        for n, row in enumerate(rows, 1):
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: row {n}: expected an object with columns, found {_value_name(row)}")
-            for col, spec in self.columns.items():
-                if spec["type"] == "image":  # an unreadable image is an error sample at run time
-                    continue
-                v = row.get(col)
-                empty = v is None or (isinstance(v, (list, tuple, str)) and len(v) == 0 and spec["type"] != "text")
-                if empty:
-                    if spec["optional"] is None:
-                        raise ValueError(f"{_row_where(where, n, row, id_columns)}: column {col!r} is "
-                                         f"{'missing' if col not in row else _value_name(v) if v is None else 'empty'}"
-                                         f"; expected {_type_name(spec['type'])}")
-                    continue
-                present[col] += 1
-                if not _type_ok(spec["type"], v):
-                    raise ValueError(f"{_row_where(where, n, row, id_columns)}: column {col!r} is {_value_name(v)}; "
-                                     f"expected {_type_name(spec['type'])}")
-                if spec["values"] and str(v).strip().lower() not in spec["values"]:
-                    raise ValueError(f"{_row_where(where, n, row, id_columns)}: column {col!r} is {v!r}; expected "
-                                     f"one of {', '.join(spec['values'])}")
-        for col, spec in self.columns.items():
-            if spec["optional"] == "column" and 0 < present[col] < n:
-                first = next(i for i, r in enumerate(rows, 1) if r.get(col) in (None, [], ()))
-                raise ValueError(f"{_row_where(where, first, rows[first - 1], id_columns)}: column {col!r} is "
-                                 f"empty in this row but set in {present[col]} of {n} rows; give every row its "
-                                 f"{col} (or none, for a split without them)")
-
     def check_columns(self, columns, where: str) -> None:
         missing = [c for c in self.required_columns if c not in columns]
         if missing:
             raise ValueError(f"{where}: task {self.name} needs column(s) {missing}; found {sorted(columns)}. "
                              f"Rename the columns or pass data in the hub schema ({self.hub.get('path', '?')}).")
 
-
-def _row_where(where: str, n: int, row: dict, id_columns) -> str:
-    qid = next((row[c] for c in id_columns if isinstance(row, dict) and row.get(c) is not None), None)
-    return f"{where}: row {n}" + (f" (question {qid})" if qid is not None else "")
-
-
-# -- row types: a task's [columns] table ---------------------------------------------------------------------
-# Each column is a type, or {type = ..., optional = "row" | "column", values = [...]}:
-#   "text"   a string;  "id"  a string or an integer;  "number"  an int or float;  "image"  anything (an image
-#   that cannot be read becomes an error sample at run time);  "list[T]"  a list of T;  "answer"  a string or
-#   {"answer": string} (VQA answer lists).  A "?" after the type = optional = "row": a row may lack it or hold
-#   null (or an empty list).  optional = "column": absent or null in every row (a test split) or in none.
-#   values: the allowed values, compared stripped and lower-cased.
-COLUMN_TYPES = ("text", "id", "number", "image", "answer")
-
-
-def _type_ok(kind: str, v) -> bool:
-    if kind.startswith("list[") and kind.endswith("]"):
-        return isinstance(v, (list, tuple)) and all(_type_ok(kind[5:-1], x) for x in v)
-    if kind == "text":
-        return isinstance(v, str)
-    if kind == "id":
-        return isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))
-    if kind == "number":
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-    if kind == "answer":
-        return isinstance(v, str) or (isinstance(v, dict) and isinstance(v.get("answer"), str))
-    return True  # image
-
-
-def _type_name(kind: str) -> str:
-    if kind.startswith("list["):
-        return f"a list of {_type_name(kind[5:-1])}"
-    return {"text": "text", "id": "a string or integer id", "number": "a number",
-            "answer": "an answer (text or {\"answer\": text})"}.get(kind, kind)
-
-
-def _value_name(v) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, (list, tuple)):
-        bad = next((x for x in v if not isinstance(x, str)), None)
-        return f"a list ({len(v)} items)" if bad is None else f"a list holding {_value_name(bad)}"
-    text = repr(v) if not isinstance(v, (dict, bytes)) else type(v).__name__
-    return f"{type(v).__name__} {text[:40]}"
-
-
-def parse_columns(raw: dict, where: str) -> dict:
-    """A task file's [columns] table -> {column: {"type", "optional", "values"}}; a bad spec names the file."""
-    out = {}
-    for col, spec in (raw or {}).items():
-        spec = {"type": spec} if isinstance(spec, str) else dict(spec)
-        kind = str(spec.get("type", ""))
-        optional = spec.get("optional")
-        if kind.endswith("?"):
-            kind, optional = kind[:-1], optional or "row"
-        base = kind[5:-1] if kind.startswith("list[") and kind.endswith("]") else kind
-        if base not in COLUMN_TYPES or optional not in (None, "row", "column"):
-            raise ValueError(f"task file {where}: [columns] {col} = {spec!r}: type must be one of "
-                             f"{', '.join(COLUMN_TYPES)} or list[...] (with '?' or optional = \"row\" | \"column\")")
-        values = [str(v).strip().lower() for v in spec.get("values", [])]
-        out[col] = {"type": kind, "optional": optional, "values": values}
-    return out
+    def record(self) -> dict:
+        """What results.json keeps of the task definition: enough to compare and re-read results later."""
+        out = {"headline": self.headline, "score_max": self.score_max, "metrics": self.metrics,
+               "task_file": {"path": self.source_file, "digest": self.digest}}
+        if self.overrides:
+            out["task_file"]["overrides"] = self.overrides
+        return out
 
 
 def task_options(task: Task, given: dict) -> dict:
-    """The task's scoring options (its TOML ``[options]``) with the given values for those it has."""
-    opts = dict(task.options)
-    opts.update({k: v for k, v in given.items() if k in task.options and v is not None})
+    """The task's scoring options (defaults from its TOML) with the given values for those it has; a value outside
+    an option's choices is an error naming the option."""
+    opts = {k: spec["default"] for k, spec in task.options.items()}
+    for k, v in given.items():
+        if k in task.options and v is not None:
+            choices = task.options[k].get("choices")
+            if choices and v not in choices:
+                raise ValueError(f"--{k.replace('_', '-')} {v!r}: task {task.name} takes one of {', '.join(choices)}")
+            opts[k] = v
     return opts
 
 
-def _parse(path: Path) -> Task:
-    raw = tomllib.loads(path.read_text())
+def _options(raw: dict, path: Path) -> dict:
+    out = {}
+    for name, spec in (raw or {}).items():
+        spec = dict(spec) if isinstance(spec, dict) else {"default": spec}
+        if "default" not in spec:
+            raise ValueError(f"task file {path}: [options.{name}] has no default")
+        choices = [str(c) for c in spec.get("choices", [])]
+        if choices and str(spec["default"]) not in choices:
+            raise ValueError(f"task file {path}: [options.{name}] default {spec['default']!r} is not among its "
+                             f"choices {choices}")
+        out[name] = {"default": spec["default"], "choices": choices, "help": str(spec.get("help", ""))}
+    return out
+
+
+def _metrics(raw: dict, path: Path) -> dict:
+    out = {}
+    for pattern, spec in (raw or {}).items():
+        spec = {"better": spec} if isinstance(spec, str) else dict(spec)
+        if spec.get("better") not in DIRECTIONS:
+            raise ValueError(f"task file {path}: [metrics] {pattern!r}: better must be one of {', '.join(DIRECTIONS)}")
+        tol = spec.get("tolerance")
+        if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0):
+            raise ValueError(f"task file {path}: [metrics] {pattern!r}: tolerance must be a number >= 0")
+        out[pattern] = {k: v for k, v in spec.items() if k in ("better", "tolerance")}
+    return out or {"*": {"better": "higher"}}  # undeclared: the metrics are scores
+
+
+def parse_task(path: Path) -> Task:
+    data = path.read_bytes()
     try:
-        version = str(raw["metadata"]["version"])
-        task = Task(name=raw["name"], version=version, hooks=load_hooks(raw["hooks"]),
+        raw = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"task file {path} is not valid TOML: {e}") from None
+    try:
+        task = Task(name=raw["name"], version=str(raw["metadata"]["version"]), hooks=load_hooks(raw["hooks"]),
                     prompts=dict(raw["prompts"]), required_columns=list(raw["required_columns"]),
                     description=raw.get("description", ""), max_new_tokens=int(raw.get("max_new_tokens", 16)),
                     split_column=raw.get("split_column"), answer_options=list(raw.get("answer_options", [])),
                     headline=list(raw.get("headline", [])), score_max=float(raw.get("score_max", 100.0)),
-                    hub=dict(raw.get("hub", {})),
-                    options=dict(raw.get("options", {})), source_file=str(path),
-                    columns=parse_columns(raw.get("columns", {}), str(path)))
+                    hub=dict(raw.get("hub", {})), options=_options(raw.get("options"), path),
+                    metrics=_metrics(raw.get("metrics"), path), columns=parse_columns(raw.get("columns", {}), str(path)),
+                    synthetic_style=(raw.get("synthetic") or {}).get("style"), source_file=str(path),
+                    digest=hashlib.sha256(data).hexdigest()[:16])
     except KeyError as e:
-        raise ValueError(f"task file {path} lacks {e}") from None
+        raise ValueError(f"task file {path} lacks {e.args[0]!r}") from None
     if "default" not in task.prompts:
         raise ValueError(f"task file {path} has no 'default' prompt")
     for name, tpl in task.prompts.items():
-        list(string.Formatter().parse(tpl))  # raises on a malformed template
+        try:
+            list(string.Formatter().parse(tpl))
+        except ValueError as e:
+            raise ValueError(f"task file {path}: prompt {name!r} is not a valid template ({e})") from None
     return task
 
 
@@ -215,16 +181,47 @@ def _task_dirs() -> list[Path]:
     return [TASKS_DIR, *extra]
 
 
+def _listing(dirs) -> tuple:
+    """What the parsed tasks depend on: every task file's path, size and modification time."""
+    out = []
+    for d in dirs:
+        if not d.is_dir():
+            raise FileNotFoundError(f"QMAMBA_TASKS_PATH entry {d} is not a folder")
+        for f in sorted(d.glob("*.toml")):
+            st = f.stat()
+            out.append((str(f), st.st_size, st.st_mtime_ns))
+    return tuple(out) + (os.environ.get("QMAMBA_TASKS_OVERRIDE", ""),)
+
+
+_parsed: dict = {}
+
+
 def all_tasks() -> dict[str, Task]:
     if not TASKS_DIR.is_dir() and not os.environ.get("QMAMBA_TASKS_PATH"):
         raise FileNotFoundError(f"task definitions not found at {TASKS_DIR}: install the project from its checkout "
                                 "(pip install -e .) or point QMAMBA_TASKS_PATH at the tasks/ folder")
-    tasks = {}
-    for d in _task_dirs():
-        if not d.is_dir():
-            raise FileNotFoundError(f"QMAMBA_TASKS_PATH entry {d} is not a folder")
+    dirs = _task_dirs()
+    key = _listing(dirs)
+    if key not in _parsed:
+        _parsed.clear()
+        _parsed[key] = _load(dirs)
+    return dict(_parsed[key])
+
+
+def _load(dirs) -> dict[str, Task]:
+    tasks: dict[str, Task] = {}
+    for d in dirs:
         for f in sorted(d.glob("*.toml")):
-            t = _parse(f)
+            t = parse_task(f)
+            old = tasks.get(t.name)
+            if old is not None:
+                if os.environ.get("QMAMBA_TASKS_OVERRIDE") != "1":
+                    raise ValueError(f"task file {f} defines task {t.name!r}, which {old.source_file} defines "
+                                     "already; rename it, or set QMAMBA_TASKS_OVERRIDE=1 to replace that task "
+                                     "(the replacement is recorded with every result)")
+                t.overrides = f"{old.source_file} (digest {old.digest})"
+                warnings.warn(f"task {t.name!r} comes from {f} (digest {t.digest}), replacing {old.source_file}",
+                              stacklevel=3)
             tasks[t.name] = t
     return tasks
 

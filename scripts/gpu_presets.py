@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from qmamba_eval.data import load_docs, load_image
+from qmamba_eval.data.sources import load_docs  # noqa: E402
+from qmamba_eval.readers.images import load_image
 from qmamba_eval.models import build_model
 from qmamba_eval.tasks import get_task
 

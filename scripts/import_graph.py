@@ -16,10 +16,10 @@ PACKAGE = "qmamba_eval"
 # A module may import modules of its own layer or below, never above; cycles are refused at any layer.
 LAYERS = [
     ("qmamba_eval.registry", "qmamba_eval.results", "qmamba_eval.distributed", "qmamba_eval.scoring",
-     "qmamba_eval.data.files",
-     "qmamba_eval.data.images", "qmamba_eval.data.ids"),
+     "qmamba_eval.readers"),
     ("qmamba_eval.hooks", "qmamba_eval.models"),
     ("qmamba_eval.tasks",),
+    ("qmamba_eval.synthetic",),
     ("qmamba_eval.data",),
     ("qmamba_eval.scorecard",),
     ("qmamba_eval.report",),
@@ -100,6 +100,9 @@ def cycles(g: dict[str, set[str]]) -> list[list[str]]:
 
 def problems(g: dict[str, set[str]]) -> list[str]:
     out = [f"cycle: {' -> '.join(c)}" for c in cycles(g)]
+    named = [p for layer in LAYERS for p in layer]
+    out += [f"layers split a package: {a} and {b} (a folder sits in one layer)" for a in named for b in named
+            if b.startswith(a + ".") and a != "qmamba_eval"]
     for m, deps in sorted(g.items()):
         lm = layer_of(m)
         if lm is None:

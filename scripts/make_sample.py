@@ -25,7 +25,7 @@ OUT = ROOT / "qmamba_eval" / "assets" / "sample"
 
 
 def main():
-    from qmamba_eval.data import synthetic
+    from qmamba_eval import synthetic
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seed", type=int, default=0)

@@ -260,6 +260,10 @@ def test_resume_refuses_another_prompt_template(tmp_path, capsys, monkeypatch):
     (override / "gqa.toml").write_text(text)  # same name, same version, another prompt
     monkeypatch.setenv("QMAMBA_TASKS_PATH", str(override))
     assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--run-name", "p") == 2
+    assert "defines task 'gqa', which" in err(capsys)  # refused: a built-in task is never replaced silently
+    monkeypatch.setenv("QMAMBA_TASKS_OVERRIDE", "1")
+    with pytest.warns(UserWarning, match="replacing"):
+        assert cli(tmp_path, "--tasks", "gqa", "--data", g, "--run-name", "p") == 2
     assert "prompt template" in err(capsys)
 
 
@@ -337,7 +341,7 @@ def test_test_split_without_answers_is_still_fine(tmp_path):
 def test_16bit_grayscale_png_decodes_to_its_grey_levels(tmp_path):
     import numpy as np
 
-    from qmamba_eval.data.images import load_image
+    from qmamba_eval.readers.images import load_image
 
     ramp = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
     Image.fromarray(ramp).save(tmp_path / "g16.png")
@@ -446,8 +450,8 @@ def test_scorecard_bad_documents_exit_2_naming_the_field(tmp_path, capsys):
         p.write_text(json.dumps(bad))
         for args in (["--baseline", str(base), "--current", str(p)], ["--baseline", str(p), "--current", str(base)]):
             assert main(["scorecard", *args]) == 2
-            out = capsys.readouterr().out
-            assert f"{p}: " in out and expected in out
+            e = err(capsys)  # the documented one-line error on stderr
+            assert e.startswith("error: ") and f"{p}: " in e and expected in e
 
 
 def test_an_internal_error_is_never_exit_1(tmp_path, monkeypatch, capsys):
@@ -515,7 +519,7 @@ def test_samples_file_that_cannot_be_written_exits_2(tmp_path, capsys):
 
 
 def test_weights_digest_content_or_edges_for_huge_files(tmp_path, monkeypatch):
-    from qmamba_eval.data import files
+    from qmamba_eval.readers import files
 
     f = tmp_path / "w.bin"
     f.write_bytes(b"a" * 100)

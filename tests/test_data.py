@@ -5,7 +5,8 @@ import json
 import pytest
 from PIL import Image
 
-from qmamba_eval.data import ImageLoadError, load_docs, load_image
+from qmamba_eval.data.sources import load_docs
+from qmamba_eval.readers.images import ImageLoadError, load_image
 from qmamba_eval.data import sources
 from qmamba_eval.tasks import get_task
 

@@ -32,11 +32,13 @@ def write(tmp_path, name, d):
     return str(p)
 
 
-def test_directions():
+def test_directions_come_from_the_task_files():
     assert direction("pope/mean/f1") == "higher" and direction("mme/perception") == "higher"
-    assert direction("profile/prefill_ms") == "lower" and direction("profile/peak_memory_mib") == "lower"
-    assert direction("profile/tokens_per_s") == "higher" and direction("pope/mean/yes_ratio") == "neutral"
-    assert direction("pope/random/n") == "same"
+    assert direction("pope/mean/yes_ratio") == "none" and direction("pope/random/n") == "same"
+    # a results document records its task's table: it wins over the installed task file
+    recorded = copy.deepcopy(BASE)
+    recorded["tasks"]["pope"]["report"] = {"metrics": {"mean/f1": {"better": "lower"}}}
+    assert direction("pope/mean/f1", recorded) == "lower" and direction("pope/mean/accuracy", recorded) == "higher"
 
 
 def test_regression_improvement_and_tolerance():
@@ -74,8 +76,8 @@ def test_missing_and_new_metrics():
 def test_profile_ratios_against_in_run_reference():
     def prof(ref_ms, q_ms):
         return {"tasks": {}, "profile": {"reference": "qformer/prefill_ms", "figures": {
-            "qformer/prefill_ms": {"value": ref_ms, "unit": "ms"},
-            "qmamba/prefill_ms": {"value": q_ms, "unit": "ms"}}}}
+            "qformer/prefill_ms": {"value": ref_ms, "unit": "ms", "better": "lower"},
+            "qmamba/prefill_ms": {"value": q_ms, "unit": "ms", "better": "lower"}}}}
 
     # a machine twice as slow: ratios unchanged -> pass
     assert status(compare(prof(10, 5), prof(20, 10)))["profile/qmamba/prefill_ms"] == "pass"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from qmamba_eval.data import synthetic
+from qmamba_eval import synthetic
 from qmamba_eval.data.sources import SAMPLE_DIR, load_docs
 from qmamba_eval.tasks import all_tasks, get_task
 
@@ -24,7 +24,9 @@ def test_generation_is_deterministic_rows_and_pixels(small):
 
 def test_every_task_has_its_schema_and_prompt(small):
     tasks = all_tasks()
-    assert set(synthetic.STYLES) <= set(tasks)
+    styles = synthetic.task_styles()
+    assert set(styles) == set(small.rows) >= {"vqav2", "gqa", "textvqa", "pope", "mme"}
+    assert set(styles.values()) == set(synthetic.STYLES)  # every style used, every task's style known
     for name, rows in small.rows.items():
         task = tasks[name]
         assert rows and len(rows) == len(small.targets[name])
@@ -38,12 +40,12 @@ def test_every_task_has_its_schema_and_prompt(small):
 
 
 def task_opts(task):
-    return dict(task.options)
+    return {k: spec["default"] for k, spec in task.options.items()}
 
 
 def test_style_specifics(small):
     pope = small.rows["pope"]
-    assert {r["category"] for r in pope} == set(synthetic.POPE_SPLITS)
+    assert {r["category"] for r in pope} == set(synthetic.NEGATIVE_SAMPLING)
     assert sum(r["answer"] == "yes" for r in pope) == sum(r["answer"] == "no" for r in pope)
     adversarial = [r for r in pope if r["category"] == "adversarial" and r["answer"] == "no"]
     rand = [r for r in pope if r["category"] == "random" and r["answer"] == "no"]

@@ -35,7 +35,7 @@ def test_schedule_warms_up_then_decays():
 
 
 def test_a_few_steps_lower_the_loss(tmp_path):
-    from qmamba_eval.data import synthetic
+    from qmamba_eval import synthetic
     from qmamba_eval.train.data import build_examples, collate, vision_features
     from qmamba_eval.train.loop import batch_loss
 
@@ -159,7 +159,7 @@ SHIPPED = ("tiny-qmamba", "tiny-qformer", "tiny-cobra", "tiny-vlmamba", "tiny-ll
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_checkpoints_load_by_default_and_answer_from_the_image(name):
-    from qmamba_eval.data import synthetic
+    from qmamba_eval import synthetic
     from qmamba_eval.models import build_model
 
     with warnings.catch_warnings():
@@ -195,7 +195,7 @@ def test_default_run_reproduces_the_committed_baseline(tmp_path):
 
 def test_vision_pretraining_targets_and_heads():
     """Scene targets read the scene description; the heads' loss falls when only the tower trains on it."""
-    from qmamba_eval.data import synthetic
+    from qmamba_eval import synthetic
     from qmamba_eval.train.vision_pretrain import IGNORE, N_TARGETS, AttributeHeads, scene_targets, targets_table
 
     data = synthetic.generate("train", scale=SCALE)

@@ -37,8 +37,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("once")
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
-    args = parser_for(command).parse_args(argv)
     try:
+        args = parser_for(command).parse_args(argv)  # the flags of scoring options come from the task files
         return args._run(args)
     except BAD_INPUT as e:
         print(f"error: {e}", file=sys.stderr)

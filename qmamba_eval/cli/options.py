@@ -43,16 +43,28 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", help="tokenizer.json (GPT-NeoX for Mamba LLMs)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--dtype", choices=DTYPES, help="weights and activations (default: float32)")
-    p.add_argument("--backend", default="auto", choices=BACKENDS, help="kernels (auto: mamba-ssm, device resize and CUDA graphs on CUDA; reference: plain PyTorch)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="kernels (auto: mamba-ssm, device resize and CUDA graphs on CUDA; reference: plain PyTorch)")
     p.add_argument("--seed", type=int, default=0, help="random initialisation of weights not in a checkpoint")
 
 
 def add_scoring_options(p: argparse.ArgumentParser) -> None:
-    """Scoring rules a task may have (see its TOML [options]); tasks without the option ignore it."""
-    p.add_argument("--pope-parser", choices=["llava", "strict"], help="POPE answer parser (default llava)")
-    p.add_argument("--vqa-rule", choices=["lmms", "official"], help="VQAv2 normalisation rule (default lmms)")
-    p.add_argument("--gqa-rule", choices=["lmms", "official", "llava"], help="GQA answer comparison (default lmms)")
+    """One flag per scoring option the task files declare (``[options.<name>]``: --<name>, its choices, its help);
+    a task without the option ignores it."""
+    from ..tasks import all_tasks
+
+    declared: dict = {}
+    for task in all_tasks().values():
+        for name, spec in task.options.items():
+            entry = declared.setdefault(name, {"choices": [], "help": spec["help"], "defaults": {}})
+            entry["choices"] += [c for c in spec["choices"] if c not in entry["choices"]]
+            entry["defaults"][task.name] = spec["default"]
+    group = p.add_argument_group("scoring options (declared by the task files)")
+    for name, e in sorted(declared.items()):
+        defaults = ", ".join(f"{t} {d}" for t, d in sorted(e["defaults"].items()))
+        group.add_argument("--" + name.replace("_", "-"), dest=f"scoring__{name}", choices=e["choices"] or None,
+                           help=f"{e['help']} (default: {defaults})")
 
 
 def scoring_options(args) -> dict:
-    return {"pope_parser": args.pope_parser, "vqa_rule": args.vqa_rule, "gqa_rule": args.gqa_rule}
+    return {k[len("scoring__"):]: v for k, v in vars(args).items() if k.startswith("scoring__")}

@@ -33,10 +33,10 @@ def _tolerance_overrides(items) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         try:
-            out[key] = float(value)
+            out[key.strip()] = float(value)
         except ValueError:
             raise ScorecardInputError(f"--tolerance {item!r}: expected METRIC_GLOB=NUMBER") from None
-        if not sep:
+        if not sep or not key.strip():
             raise ScorecardInputError(f"--tolerance {item!r}: expected METRIC_GLOB=NUMBER")
     return out
 
@@ -44,29 +44,26 @@ def _tolerance_overrides(items) -> dict:
 def run(a) -> int:
     from ..report.scorecard import to_html, to_markdown, to_png
     from ..results import write_json_atomic
-    from ..scorecard import (DEFAULT_TOLERANCES, ScorecardInputError, baseline_from, check_comparable, compare,
-                             load_results, verdict)
+    from ..scorecard import (DEFAULT_TOLERANCES, ScorecardInputError, baseline_from, check_comparable,
+                             check_tolerances, compare, load_results, verdict)
 
+    overrides = _tolerance_overrides(a.tolerance)  # checked before any file is read
+    cur = load_results(a.current)
+    if a.update_baseline:
+        old = load_results(a.baseline) if Path(a.baseline).is_file() else None
+        Path(a.baseline).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(a.baseline), baseline_from(cur, old))
+        print(f"baseline written: {a.baseline}")
+        return 0
+    base = load_results(a.baseline)
     try:
-        cur = load_results(a.current)
-        if a.update_baseline:
-            old = load_results(a.baseline) if Path(a.baseline).is_file() else None
-            Path(a.baseline).parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(Path(a.baseline), baseline_from(cur, old))
-            print(f"baseline written: {a.baseline}")
-            return 0
-        base = load_results(a.baseline)
-        overrides = _tolerance_overrides(a.tolerance)
         problems = check_comparable(base, cur, a.allow_mismatch)
         tol = {**DEFAULT_TOLERANCES, **base.get("scorecard", {}).get("tolerances", {})}
+        check_tolerances(overrides, [r.metric for r in compare(base, cur, tol)])
         tol["overrides"] = {**tol.get("overrides", {}), **overrides}
         rows = compare(base, cur, tol, a.require_same_answers)
-    except ScorecardInputError as e:
-        print(f"scorecard: bad input: {e}")
-        return 2
-    except (ValueError, TypeError, KeyError, AttributeError) as e:  # a malformed document: never the code 1
-        print(f"scorecard: bad input: malformed results document ({type(e).__name__}: {e})")
-        return 2
+    except (TypeError, KeyError, AttributeError) as e:  # a malformed document: bad input, never the code 1
+        raise ScorecardInputError(f"malformed results document ({type(e).__name__}: {e})") from None
     v = verdict(rows, a.fail_on_missing)
     md = to_markdown(rows, base, cur, v, problems, show_pass=not a.only_changes)
     print(md)

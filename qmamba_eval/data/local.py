@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..tasks import Task
-from .files import DataInfo, HubRows, files_digest, read_jsonl
+from ..readers.files import DataInfo, HubRows, files_digest, read_jsonl
 
 
 def _jsonl(task: Task, path: Path):

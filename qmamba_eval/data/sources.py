@@ -13,7 +13,8 @@ from typing import Sequence
 
 from ..tasks import Task
 from . import local
-from .files import DataInfo, HubRows, read_jsonl, sha256_json
+from ..readers.columns import check_rows as check_column_types
+from ..readers.files import DataInfo, HubRows, read_jsonl, sha256_json
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "assets" / "sample"
 SAMPLE_NOTE = "embedded synthetic sample: NOT benchmark data, scores are not benchmark scores"
@@ -100,8 +101,8 @@ def check_rows(task: Task, rows, source: str) -> None:
     """The rows' values against the task's column types (hub datasets: the declared columns, images left out)."""
     ds = getattr(rows, "ds", None)
     if ds is None:
-        task.check_rows(rows, source)
+        check_column_types(task.columns, rows, source)
         return
     cols = [c for c, spec in task.columns.items() if spec["type"] != "image" and c in ds.column_names]
     if cols:
-        task.check_rows(ds.select_columns(cols).to_list(), source)
+        check_column_types(task.columns, ds.select_columns(cols).to_list(), source)

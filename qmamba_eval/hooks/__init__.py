@@ -3,8 +3,9 @@
 A hook module defines ``HOOKS = Hooks(...)``: the four pure functions every task needs (prompt fields,
 references, per-sample score, aggregate) and, optionally, what only some benchmarks have (an official local
 layout, a raw file format, third-party answer files, extra output files). Generic code calls these and never
-tests a benchmark's name. A TOML file may also name a module outside the package by its dotted path
-(``hooks = "mypkg.my_hooks"``), so a new benchmark is a TOML file, a hook module and a scoring module.
+tests a benchmark's name, and no list of benchmarks exists: a task's TOML names its module, found here by short
+name or anywhere by dotted path (``hooks = "mypkg.my_hooks"``). A new benchmark is a TOML file and a hook module
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
-
-BUILTIN = ("vqav2", "gqa", "textvqa", "pope", "mme")
 
 
 @dataclass(frozen=True)
@@ -41,24 +40,25 @@ class Hooks:
 
 
 def load_hooks(name: str) -> Hooks:
-    """The ``HOOKS`` of built-in module ``name`` or of a module given by its dotted path."""
+    """The ``HOOKS`` of a hook module: one of this package's modules by short name (``qmamba_eval/hooks/<name>.py``)
+    or any importable module by its dotted path (``mypkg.my_hooks``)."""
     module_name = name if "." in name else f"{__name__}.{name}"
-    if "." not in name and name not in BUILTIN:
-        from ..registry import UnknownNameError, suggest
-
-        raise UnknownNameError(f"unknown task hook set {name!r}.{suggest(name, BUILTIN)} "
-                               "(or give a module's dotted path)")
     try:
         module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):  # the module itself
+            import pkgutil
+
+            from ..registry import suggest
+
+            here = [m.name for m in pkgutil.iter_modules(__path__) if m.name != "common"]
+            hint = suggest(name, here) if "." not in name else ""
+            raise ValueError(f"hook module {module_name!r} not found.{hint} Add qmamba_eval/hooks/{name}.py, or "
+                             "name an importable module by its dotted path (hooks = \"mypkg.my_hooks\")") from None
+        raise ValueError(f"hook module {module_name!r} cannot be imported: {e}") from None
     except ImportError as e:
         raise ValueError(f"hook module {module_name!r} cannot be imported: {e}") from None
     hooks = getattr(module, "HOOKS", None)
     if not isinstance(hooks, Hooks):
         raise ValueError(f"hook module {module_name!r} defines no HOOKS = Hooks(...)")
     return hooks
-
-
-def __getattr__(attr):  # HOOKS: every built-in hook set, loaded on first use
-    if attr == "HOOKS":
-        return {name: load_hooks(name) for name in BUILTIN}
-    raise AttributeError(attr)

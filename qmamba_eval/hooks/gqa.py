@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.files import first_match, read_json
+from ..readers.files import first_match, read_json
 from ..scoring import gqa
 from . import Hooks
 from .common import accuracy_aggregate, question_fields

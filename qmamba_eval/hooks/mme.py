@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.files import IMAGE_EXTS, read_text
+from ..readers.files import IMAGE_EXTS, read_text
 from ..scoring import mme
 from . import Hooks
 from .common import question_fields

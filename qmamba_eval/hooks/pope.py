@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from ..data.files import coco_image_root, read_jsonl
+from ..readers.files import coco_image_root, read_jsonl
 from ..scoring import pope
 from . import Hooks
 from .common import question_fields

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.files import read_json
+from ..readers.files import read_json
 from ..scoring import vqa
 from . import Hooks
 from .common import question_fields, vqa_aggregate, vqa_answers

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data.files import coco_image_root, coco_val_name, first_match, read_json
+from ..readers.files import coco_image_root, coco_val_name, first_match, read_json
 from ..scoring import vqa
 from . import Hooks
 from .common import question_fields, vqa_aggregate, vqa_answers

@@ -46,8 +46,9 @@ def to_markdown(rows: list[Row], base: dict, cur: dict, v: dict, problems: list[
     lines = [head, "", " · ".join(f"{k}: {n}" for k, n in v["counts"].items() if n), ""]
     lines += ["| task | n (base → cur) | data fingerprint | version |", "|---|---|---|---|"]
     for name, nb, nc, fb, fc, ver in _context(base, cur):
-        fp = md(fb) if fb == fc else f"{md(fb)} → **{md(fc)}**"
-        lines.append(f"| {md(name)} | {md(nb)} → {md(nc)} | {fp} | {md(ver)} |")
+        fb, fc, nb, nc, ver = (md(format_value(x)) for x in (fb, fc, nb, nc, ver))
+        fp = fb if fb == fc else f"{fb} → **{fc}**"
+        lines.append(f"| {md(name)} | {nb} → {nc} | {fp} | {ver} |")
     if problems:
         lines += ["", "**Compared despite:** " + "; ".join(md(p) for p in problems)]
     lines += ["", "| metric | status | baseline | current | Δ | tolerance |", "|---|---|---|---|---|---|"]

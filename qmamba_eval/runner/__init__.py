@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..data.ids import question_ids, sample_keys
+from ..readers.ids import question_ids, sample_keys
 from ..data.sources import load_docs
 from ..distributed import World, init_world, merge_shards, rank_device, shard_batches, shard_path
 from ..results import ResultsInputError, environment, read_json_file, read_samples, run_lock, write_json_atomic

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..data.ids import question_id
-from ..data.images import ImageLoadError, load_image
+from ..readers.ids import question_id
+from ..readers.images import ImageLoadError, load_image
 from ..distributed import shard_files
 from ..results import append_samples
 

@@ -30,7 +30,7 @@ class RunRecord:
 
     def weights(self) -> dict:
         """Digests of the weight and tokenizer files (content; size + mtime + first/last 16 MiB over 1 GiB)."""
-        from ..data.files import weights_digest
+        from ..readers.files import weights_digest
 
         cfg = self.config
         return {k: weights_digest(v) for k, v in (("model", cfg.model), ("checkpoint", cfg.checkpoint),

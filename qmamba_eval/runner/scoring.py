@@ -21,6 +21,6 @@ def task_entry(task, samples: list, options: dict, variant: str) -> dict:
     return {"version": task.version, "n_samples": len(samples),
             "n_errors": sum(1 for s in samples if s.get("error")), "prompt_variant": variant,
             "prompt_template": task.prompts[variant],
-            "report": {"headline": task.headline, "score_max": task.score_max},
+            "report": task.record(),
             "options": options, "metrics": task.hooks.aggregate(samples, options),
             "answers_digest": answers_digest(samples)}

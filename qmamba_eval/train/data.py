@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import synthetic
+from .. import synthetic
 from ..tasks import get_task
 
 

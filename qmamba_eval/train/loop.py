@@ -26,7 +26,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..data import synthetic
+from .. import synthetic
 from ..models.checkpoints import load_checkpoint, save_model
 from .config import PARTS, StageConfig, TrainConfig
 from .data import Example, batch_order, build_examples, collate, hash_seed, vision_features

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data import synthetic
+from .. import synthetic
 
 KINDS = ("shapes", "sign", "sum")
 IGNORE = -100

@@ -71,7 +71,7 @@ def evaluate(model, data, order: str, batch_size: int, max_new_tokens: int) -> d
 
 
 def main():
-    from qmamba_eval.data import synthetic
+    from qmamba_eval import synthetic
     from qmamba_eval.models import build_model
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -162,7 +162,7 @@ def majority_row(data) -> dict:
     """The most common training answer of each benchmark, given to every test question (a floor)."""
     from collections import Counter
 
-    from qmamba_eval.data import synthetic
+    from qmamba_eval import synthetic
     from qmamba_eval.tasks import get_task, task_options
 
     train = synthetic.generate("train", seed=0, tasks=sorted(data.rows))

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def presence(model, split: str, scale=None):
-    from qmamba_eval.data import synthetic
+    from qmamba_eval import synthetic
     from qmamba_eval.train.data import vision_features
 
     data = synthetic.generate(split, seed=0, scale=scale, tasks=["pope"])
