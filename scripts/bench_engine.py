@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from qmamba_eval.models.decode import GreedyDecoder  # noqa: E402
 from qmamba_eval.models.mamba import MambaConfig, MambaLM  # noqa: E402
 from qmamba_eval.models.ops import Kernels, set_kernels  # noqa: E402
+from qmamba_eval.profiler.photos import photo_questions  # noqa: E402
 from qmamba_eval.profiler.sweep import measure_floors  # noqa: E402
 from qmamba_eval.profiler.timing import time_ms  # noqa: E402
 from qmamba_eval.results import environment  # noqa: E402
@@ -115,45 +116,12 @@ def bench_decode(ours, theirs, floors) -> list:
     return rows
 
 
-def _jpeg(args):
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    i, folder = args
-    g = np.random.default_rng(i)
-    y, x = np.mgrid[0:480, 0:640]
-    base = np.stack([(x * g.uniform(0.1, 0.5) + y * g.uniform(0.1, 0.5) + g.uniform(0, 255)) % 256
-                     for _ in range(3)], -1).astype(np.uint8)
-    im = Image.fromarray(base)
-    d = ImageDraw.Draw(im)
-    for _ in range(6):
-        x0, y0 = int(g.integers(0, 560)), int(g.integers(0, 400))
-        d.rectangle([x0, y0, x0 + int(g.integers(20, 80)), y0 + int(g.integers(20, 80))],
-                    fill=tuple(int(c) for c in g.integers(0, 255, 3)))
-    im.save(folder / f"img_{i:05d}.jpg", quality=90)
-
-
-def gqa_shaped(folder: Path, rows: int) -> Path:
-    from multiprocessing import Pool
-
-    (folder / "images").mkdir(parents=True, exist_ok=True)
-    with Pool(min(16, os.cpu_count() or 1)) as pool:
-        pool.map(_jpeg, [(i, folder / "images") for i in range(rows)])
-    objs = ["table", "chair", "man", "woman", "car", "tree", "dog", "window", "bag", "plate"]
-    with open(folder / "gqa.jsonl", "w") as f:
-        for i in range(rows):
-            a, b = objs[i % 10], objs[(i * 7 + 3) % 10]
-            f.write(json.dumps({"id": f"q{i:05d}", "question": f"Is the {a} to the left or to the right of the {b}?",
-                                "answer": "left" if i % 2 else "right", "image": f"img_{i:05d}.jpg"}) + "\n")
-    return folder / "gqa.jsonl"
-
-
 def bench_eval(rows: int, out: Path) -> dict:
     from qmamba_eval.models import build_model
     from qmamba_eval.runner import RunConfig, Runner
 
     t = time.perf_counter()
-    data = gqa_shaped(Path("/tmp/gqa_shaped"), rows)
+    data = photo_questions(Path("/tmp/gqa_shaped"), rows)
     make_s = time.perf_counter() - t
     t = time.perf_counter()
     model = build_model("qmamba-2.8b", device=DEV, dtype="bfloat16", init="device", num_queries=256)

@@ -4,7 +4,7 @@
     python scripts/bench_multigpu.py --out DIR --device cpu --model tiny-qmamba --dtype float32 \\
         --backend reference --rows 24 --batch-size 4         # the same logic on the CPU (gloo), for testing
 
-Writes a GQA-shaped local JSONL once (real 640x480 JPEGs, ``gqa_shaped`` from bench_engine.py), then runs the same
+Writes a GQA-shaped local JSONL once (real 640x480 JPEGs, ``profiler.photos.photo_questions``), then runs the same
 ``run_eval.py`` command twice, each into a fresh folder: as one process (``CUDA_VISIBLE_DEVICES=0``) and through
 ``torchrun --nproc-per-node N``. It then checks that the merged N-rank run equals the one-process run (answers
 digest, metrics, sample counts, the samples file byte for byte) and computes the scaling from the samples/s that
@@ -31,9 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_engine import gqa_shaped  # noqa: E402
+from qmamba_eval.profiler.photos import photo_questions  # noqa: E402
 from qmamba_eval.results import environment, read_samples, write_json_atomic  # noqa: E402
 
 RUN_NAME = "gqa-shaped"
@@ -146,7 +145,7 @@ def main() -> int:
     result_file = out / "multigpu.json"
 
     t = time.perf_counter()
-    data = gqa_shaped(work / "data", a.rows)
+    data = photo_questions(work / "data", a.rows)
     doc["data"] = {"rows": a.rows, "jsonl": data.name, "images": "640x480 JPEG, quality 90",
                    "write_s": round(time.perf_counter() - t, 2)}
     print(f"data: {a.rows} rows in {doc['data']['write_s']} s", flush=True)

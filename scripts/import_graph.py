@@ -23,7 +23,8 @@ LAYERS = [
     ("qmamba_eval.data",),
     ("qmamba_eval.scorecard",),
     ("qmamba_eval.report",),
-    ("qmamba_eval.runner", "qmamba_eval.rescore", "qmamba_eval.profiler", "qmamba_eval.train"),
+    ("qmamba_eval.runner", "qmamba_eval.rescore", "qmamba_eval.profiler", "qmamba_eval.train",
+     "qmamba_eval.study"),
     ("qmamba_eval.lmms_bridge", "qmamba_eval.cli"),
     ("qmamba_eval",),  # the package's own __init__
 ]

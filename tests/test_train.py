@@ -240,14 +240,9 @@ def test_vision_stage_trains_the_tower_alone(tmp_path):
 
 
 def test_val_selection_marks_the_best_seed_per_system(tmp_path):
-    import importlib.util
     import json
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "results" / "train" / "make_table.py"
-    spec = importlib.util.spec_from_file_location("make_table", path)
-    mt = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mt)
+    from qmamba_eval.study import table as mt
 
     def row(model, system, order, *acc):
         return {"model": model, "system": system, "order": order,
@@ -262,3 +257,27 @@ def test_val_selection_marks_the_best_seed_per_system(tmp_path):
     got = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(g["model"], g["mean"], g["ships"]) for g in got] == [
         ("a-seed0", 60.0, False), ("a-seed1", 70.0, True), ("b-seed0", 40.0, True), ("b-seed1", 40.0, False)]
+
+
+def test_table_command_answers_through_the_runner_with_the_scan_order_probe(tmp_path, capsys):
+    """``run_eval.py table``: one row per order from run folders of the Runner (resumable, re-scorable); the raster
+    row equals a plain run on the same synthetic data; a permuted order changes a fixed-scan model's answers."""
+    import json
+
+    from qmamba_eval.cli import main
+    from qmamba_eval.models.presets import shipped_checkpoint
+    from qmamba_eval.runner import RunConfig, Runner
+
+    model = shipped_checkpoint("tiny-cobra")
+    assert main(["table", "--models", model, "--scale", "6,2,1", "--orders", "raster,permuted", "--out",
+                 str(tmp_path / "t"), "--threads", "2"]) == 0
+    doc = json.loads((tmp_path / "t" / "table.json").read_text())
+    rows = {r["order"]: r for r in doc["rows"]}
+    assert set(rows) == {"-", "raster", "permuted"} and (tmp_path / "t" / "table.png").stat().st_size > 1000
+    plain = Runner(RunConfig(tasks=["gqa", "pope"], model=model, data="synthetic:test:6,2,1", max_new_tokens=6,
+                             output_dir=str(tmp_path / "plain"), progress=False, plot=False)).run()
+    assert rows["raster"]["tasks"]["pope"]["n"] == plain["tasks"]["pope"]["n_samples"]
+    assert abs(rows["raster"]["tasks"]["pope"]["accuracy"] - plain["tasks"]["pope"]["metrics"]["pooled/accuracy"]) < 1e-9
+    permuted = json.loads((tmp_path / "t" / "runs" / "tiny-cobra-permuted" / "results.json").read_text())
+    assert permuted["model"]["token_order"] == "permuted" and permuted["run"]["config"]["token_order"] == "permuted"
+    assert permuted["tasks"]["gqa"]["answers_digest"] != plain["tasks"]["gqa"]["answers_digest"]

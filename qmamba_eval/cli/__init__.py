@@ -18,6 +18,8 @@ COMMANDS = {
     "list": ("list", "tasks, prompt variants and model presets"),
     "train": ("train", "training (vision, align, instruct stages) on the synthetic visual-QA data (resumable)"),
     "profile": ("profile", "latency / throughput / memory sweeps over image tokens and batch sizes"),
+    "table": ("table", "trained models on a synthetic split, with the scan-order probe"),
+    "train-many": ("train_many", "many trainings at once, each followed by its table"),
 }
 BAD_INPUT = (ValueError, FileNotFoundError, ConnectionError, RuntimeError, KeyError)
 

@@ -15,7 +15,8 @@ DESCRIPTION = ("Evaluate a Mamba MLLM on VQAv2, GQA, TextVQA, POPE and MME. "
 def add_arguments(p) -> None:
     p.add_argument("--tasks", required=True, help="comma-separated: vqav2,gqa,textvqa,pope,mme")
     add_model_options(p)
-    p.add_argument("--data", default="sample", help="sample (embedded, offline) | hub | a local path")
+    p.add_argument("--data", default="sample",
+                   help="sample (embedded, offline) | hub | a local path | synthetic:SPLIT[:SCALE[:SEED]]")
     p.add_argument("--limit", type=positive_int, help="first N questions per task")
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--output-dir", default="results/runs")
@@ -28,6 +29,8 @@ def add_arguments(p) -> None:
                    help="likelihood: pick the likelier of the task's answers (POPE, MME: Yes / No)")
     p.add_argument("--workers", type=nonnegative_int,
                    help="image-decoding DataLoader workers (default: 0 on the CPU, up to 8 on CUDA)")
+    p.add_argument("--token-order", choices=["raster", "transposed", "permuted"], default="raster",
+                   help="the scan-order probe: the image's patches reach the projector in this order")
     p.add_argument("--cache-dir", help="Hugging Face datasets cache dir")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plot", action="store_true", help="skip summary.png")
@@ -46,7 +49,8 @@ def run(a) -> int:
                     output_dir=a.output_dir, run_name=a.run_name, seed=a.seed,
                     prompt=parse_assignments(a.prompt), splits=parse_assignments(a.split),
                     options=scoring_options(a), cache_dir=a.cache_dir, max_new_tokens=a.max_new_tokens,
-                    answer_mode=a.answer_mode, progress=not a.no_progress, plot=not a.no_plot, workers=a.workers)
+                    answer_mode=a.answer_mode, progress=not a.no_progress, plot=not a.no_plot, workers=a.workers,
+                    token_order=a.token_order)
     runner = Runner(cfg)
     try:
         results = runner.run()

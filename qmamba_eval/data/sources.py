@@ -1,4 +1,5 @@
-"""Where documents come from: ``sample`` (embedded), ``hub`` (Hugging Face datasets) or a local path.
+"""Where documents come from: ``sample`` (embedded), ``hub`` (Hugging Face datasets), a local path, or
+``synthetic:<split>[:<scale>[:<seed>]]`` (the synthetic data, drawn in memory).
 
 Every source yields rows in the hub schema of the task (see ``tasks/*.toml``: ``required_columns``) and
 a fingerprint of the data, recorded in results so runs on different data are never compared silently.
@@ -6,6 +7,7 @@ a fingerprint of the data, recorded in results so runs on different data are nev
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -30,6 +32,58 @@ def _sample(task: Task) -> tuple[list[dict], DataInfo]:
         h.update((SAMPLE_DIR / "images" / name).read_bytes())
     info = DataInfo("sample", h.hexdigest()[:16], len(rows), True, str(SAMPLE_DIR / "images"), [SAMPLE_NOTE])
     return rows, info
+
+
+def parse_synthetic(data: str) -> tuple[str, object, int]:
+    """``synthetic:<split>[:<scale>[:<seed>]]`` -> (split, scale, seed); scale a name or SHAPES,SIGNS,SUMS."""
+    from .. import synthetic
+
+    parts = data.split(":")[1:]
+    if not 1 <= len(parts) <= 3 or parts[0] not in synthetic.SPLITS:
+        raise ValueError(f"--data {data}: expected synthetic:SPLIT[:SCALE[:SEED]] with SPLIT one of "
+                         f"{', '.join(synthetic.SPLITS)}")
+    scale = parts[1] if len(parts) > 1 else None
+    if scale and "," in scale:
+        try:
+            scale = tuple(int(x) for x in scale.split(","))
+        except ValueError:
+            scale = None
+        if scale is None or len(scale) != 3 or min(scale) < 0 or sum(scale) == 0:
+            raise ValueError(f"--data {data}: a scale is a name ({', '.join(synthetic.SCALES)}) or three scene "
+                             "counts SHAPES,SIGNS,SUMS")
+    elif scale and scale not in synthetic.SCALES:
+        raise ValueError(f"--data {data}: unknown scale {scale!r}; choose from {', '.join(synthetic.SCALES)} or "
+                         "give SHAPES,SIGNS,SUMS")
+    try:
+        seed = int(parts[2]) if len(parts) > 2 else 0
+    except ValueError:
+        raise ValueError(f"--data {data}: the seed {parts[2]!r} is not a whole number") from None
+    return parts[0], scale, seed
+
+
+@functools.lru_cache(maxsize=2)
+def _synthetic_split(split: str, scale, seed: int):
+    from .. import synthetic
+
+    return synthetic.generate(split, seed=seed, scale=scale)
+
+
+def _synthetic(task: Task, data: str) -> tuple[list[dict], DataInfo]:
+    """Rows of the synthetic data drawn in memory (images as PIL images): the trained tiny models' test bed."""
+    from .. import synthetic
+
+    split, scale, seed = parse_synthetic(data)
+    drawn = _synthetic_split(split, scale, seed)
+    if task.name not in drawn.rows:
+        raise ValueError(f"--data {data}: task {task.name} has no synthetic question style ([synthetic] in its "
+                         "task file)")
+    images = drawn.images()
+    rows = [dict(r, image=images[r["image"]]) for r in drawn.rows[task.name]]
+    h = hashlib.sha256(sha256_json([split, scale, seed, drawn.rows[task.name]]).encode())
+    for name in sorted({r["image"] for r in drawn.rows[task.name]}):  # the pixels too (fonts differ by Pillow)
+        h.update(images[name].tobytes())
+    fp = h.hexdigest()[:16]
+    return rows, DataInfo(data, fp, len(rows), notes=[synthetic.NOTE])
 
 
 def _load_hub_dataset(path, name, split, cache_dir):
@@ -83,6 +137,8 @@ def load_docs(task: Task, data: str = "sample", limit: int | None = None, cache_
         raise ValueError(f"a split ({split!r}) can only be chosen for --data hub")
     if data == "sample":
         rows, info = _sample(task)
+    elif data.startswith("synthetic:"):
+        rows, info = _synthetic(task, data)
     elif data == "hub":
         rows, info = _hub(task, cache_dir, split)
     else:

@@ -36,9 +36,13 @@ class MLLMConfig:
     llm_config: dict
     projector_kwargs: dict = field(default_factory=dict)
     template: str = "zephyr"
+    vision_overrides: dict = field(default_factory=dict)  # backbone -> BackboneSpec fields replaced (a probe)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not d["vision_overrides"]:  # absent unless used: configs and fingerprints of earlier models unchanged
+            del d["vision_overrides"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "MLLMConfig":
@@ -67,12 +71,13 @@ class MLLM(nn.Module):
         super().__init__()
         self.config = config
         self.tokenizer = tokenizer
-        self.vision = VisionEncoder(config.vision, vision_weights)
+        self.vision = VisionEncoder(config.vision, vision_weights, overrides=config.vision_overrides)
         self.llm = build_llm(config.llm, config.llm_config)
         self.projector = build_projector(config.projector, self.vision.feature_dim, self.llm.hidden_size,
                                          **config.projector_kwargs)
         self.checkpoint = None  # set by the loader
-        self.token_order: Optional[torch.Tensor] = None  # a permutation of the patches (the scan-order probe)
+        self.token_order = "raster"  # the scan-order probe: patches reach the projector in another order
+        self._order_index: Optional[torch.Tensor] = None
         self._kernels = REFERENCE
         self._decoder = None
 
@@ -107,7 +112,7 @@ class MLLM(nn.Module):
         return {"name": self.config.name, "config_fingerprint": self.config.fingerprint(),
                 "parameters": n, "checkpoint": self.checkpoint, "random_init": self.checkpoint is None,
                 "vision_random_init": self.vision.random_init, "kernels": self._kernels.describe(),
-                "llm_kernels": self.llm.kernel_info(), "token_order": _order_name(self.token_order),
+                "llm_kernels": self.llm.kernel_info(), "token_order": self.token_order,
                 "dtype": str(self.dtype).replace("torch.", ""), "device": str(self.device),
                 "tokenizer": self.tokenizer.path, "template": self.config.template}
 
@@ -117,9 +122,15 @@ class MLLM(nn.Module):
     def encode_images(self, images) -> torch.Tensor:
         """Images (PIL, uint8 (H, W, 3) tensors or ``vision.PreparedImage``) -> visual tokens (B, M, d_llm)."""
         feats = self.vision(self.vision.pixels(images, self.device))  # (B, N, vision_dim)
-        if self.token_order is not None:
-            feats = feats[:, self.token_order.to(feats.device)]
+        if self._order_index is not None:
+            feats = feats[:, self._order_index.to(feats.device)]
         return self.projector(feats.to(self.dtype))
+
+    def set_token_order(self, order: str = "raster") -> None:
+        """Feed the projector the patches in raster order (row-major, as encoded), ``transposed`` (column-major
+        over the patch grid) or ``permuted`` (one fixed random permutation, seed 1234): the scan-order probe."""
+        self._order_index = token_order_index(order, self.vision.num_patches)
+        self.token_order = order
 
     def text_ids(self, prompts: Sequence[str]) -> list[list[int]]:
         return [self.tokenizer.encode(apply_template(self.config.template, p)) for p in prompts]
@@ -188,7 +199,18 @@ class MLLM(nn.Module):
         return out
 
 
-def _order_name(order) -> str:
-    if order is None:
-        return "raster"
-    return "permuted:" + hashlib.sha256(order.cpu().numpy().tobytes()).hexdigest()[:8]
+TOKEN_ORDERS = ("raster", "transposed", "permuted")
+
+
+def token_order_index(order: str, n: int) -> Optional[torch.Tensor]:
+    """The patch permutation of ``order`` over ``n`` patches (None for raster: no change)."""
+    if order == "raster":
+        return None
+    if order == "transposed":
+        side = int(round(n ** 0.5))
+        if side * side != n:
+            raise ValueError(f"a transposed token order needs a square patch grid, got {n} patches")
+        return torch.arange(n).view(side, side).t().reshape(-1)
+    if order == "permuted":
+        return torch.randperm(n, generator=torch.Generator().manual_seed(1234))
+    raise ValueError(f"unknown token order {order!r}; choose from {', '.join(TOKEN_ORDERS)}")

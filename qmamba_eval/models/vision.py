@@ -180,13 +180,22 @@ def _layers(backbone: nn.Module) -> nn.ModuleList:
 class VisionEncoder(nn.Module):
     """One or more ViT backbones whose second-to-last-layer patch features are concatenated."""
 
-    def __init__(self, name: str, weights: Optional[dict] = None, device=None, dtype=None):
+    def __init__(self, name: str, weights: Optional[dict] = None, device=None, dtype=None,
+                 overrides: Optional[dict] = None):
+        """``overrides``: {backbone name: {BackboneSpec field: value}} -- another tower shape (a probe)."""
         super().__init__()
+        from dataclasses import replace
+
         from ..registry import lookup
 
         self.name = name
         self.kernels: Kernels = REFERENCE  # device_resize: resize on the device instead of PIL's
-        self.specs = [BACKBONES[b] for b in lookup(ENCODERS, name, "vision encoder")]
+        overrides = overrides or {}
+        unknown = sorted(set(overrides) - set(lookup(ENCODERS, name, "vision encoder")))
+        if unknown:
+            raise ValueError(f"vision overrides name {unknown}, which encoder {name!r} does not have "
+                             f"({', '.join(ENCODERS[name])})")
+        self.specs = [replace(BACKBONES[b], **overrides.get(b, {})) for b in ENCODERS[name]]
         weights = weights or {}
         missing = [b for b in ENCODERS[name] if not weights.get(b)]
         if missing:

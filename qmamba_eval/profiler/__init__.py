@@ -14,7 +14,8 @@ import torch
 
 from ..distributed import init_world, rank_device
 from ..results import environment, write_json_atomic
-from .report import frame, markdown, plots, profile_section
+from ..report.profile import plots
+from .report import frame, markdown, profile_section
 from .sweep import run_sweep
 from .systems import GPU_SYSTEMS, TINY_SYSTEMS, ProjectReference, ProjectSystem, reference_available
 

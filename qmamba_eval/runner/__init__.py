@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from pathlib import Path
 
 from ..readers.ids import question_ids, sample_keys
 from ..data.sources import load_docs
 from ..distributed import World, init_world, merge_shards, rank_device, shard_batches, shard_path
-from ..results import ResultsInputError, environment, read_json_file, read_samples, run_lock, write_json_atomic
+from ..results import read_samples, run_lock
 from ..tasks import Task, get_task, task_options
 from .config import RunConfig
+from .output import ResultsFile, build_run_model
 from .predict import Predictor, ShardProgress, TaskInputs, default_workers
 from .record import RunRecord
 from .scoring import first_rows, task_entry
@@ -49,18 +49,7 @@ class Runner:
     @property
     def model(self):
         if self._model is None:
-            from ..models import build_model
-
-            cfg = self.cfg
-            try:
-                self._model = build_model(cfg.model, device=self.device, dtype=cfg.dtype, checkpoint=cfg.checkpoint,
-                                          tokenizer=cfg.tokenizer, backend=cfg.backend, seed=cfg.seed)
-            except (ValueError, FileNotFoundError, KeyError, RuntimeError, MemoryError):
-                raise
-            except Exception as e:  # a foreign file the loaders choke on: bad input, said in one line
-                parts = [f"--model {cfg.model}"] + [f"--{k} {v}" for k, v in (("checkpoint", cfg.checkpoint),
-                                                                            ("tokenizer", cfg.tokenizer)) if v]
-                raise ValueError(f"cannot build the model from {', '.join(parts)}: {type(e).__name__}: {e}") from e
+            self._model = build_run_model(self.cfg, self.device)
         return self._model
 
     # -- the run --------------------------------------------------------------------------------------------
@@ -81,16 +70,14 @@ class Runner:
         with run_lock(self.run_dir) if world.is_main else contextlib.nullcontext():
             versions = {t.name: t.version for t in tasks}
             self._on_every_rank(lambda: self.record.open(versions) if world.is_main else None)
-            results_path = self.run_dir / "results.json"
+            results_file = ResultsFile(self.run_dir / "results.json")
             for task in tasks:
                 entry = self.run_task(task)
-                if world.is_main:
-                    results = self._read_results(results_path)  # merged: never drop another task's entry
-                    results["tasks"][task.name] = entry
-                    self._write_results(results, results_path)
+                if world.is_main:  # merged: never drop another task's entry
+                    results_file.add(task.name, entry, self.cfg, self._model)
             if not world.is_main:
                 return None
-            results = self._read_results(results_path)
+            results = results_file.read()
             if self.cfg.plot:
                 from ..report.plots import plot_run
 
@@ -177,6 +164,7 @@ class Runner:
         from tqdm import tqdm
 
         cfg, world = self.cfg, self.world or World()
+        self.model.set_token_order(cfg.token_order)
         predictor = Predictor(self.model, cfg.answer_mode, cfg.max_new_tokens or task.max_new_tokens,
                               task.answer_options)
         workers = default_workers(self.device) if cfg.workers is None else cfg.workers
@@ -188,28 +176,3 @@ class Runner:
                                  lambda n: bar.update(progress.new_rows() if progress else n))
         finally:
             bar.close()
-
-    # -- results.json -----------------------------------------------------------------------------------------
-
-    def _read_results(self, path: Path) -> dict:
-        if not path.is_file():
-            return {"tasks": {}}
-        doc = read_json_file(path, "the results", "delete it (it is rebuilt from the samples files when the "
-                             "run's tasks are run again)")
-        if not isinstance(doc, dict) or not isinstance(doc.get("tasks"), dict):
-            raise ResultsInputError(f"{path}: not a results document; delete it (it is rebuilt from the samples "
-                                    "files when the run's tasks are run again)")
-        return doc
-
-    def _write_results(self, results: dict, path: Path) -> None:
-        from ..results import RESULTS_SCHEMA
-
-        model = self._model
-        results.update({
-            "schema": RESULTS_SCHEMA,
-            "run": {"name": self.run_dir.name, "command": " ".join(sys.argv), "config": self.cfg.identity(),
-                    "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-            "model": model.identity() if model is not None else results.get("model"),
-            "environment": environment(self.cfg.device),
-        })
-        write_json_atomic(path, results)

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+TOKEN_ORDERS = ("raster", "transposed", "permuted")  # as models.mllm.TOKEN_ORDERS (no torch import here)
+
 
 @dataclass
 class RunConfig:
@@ -32,16 +34,21 @@ class RunConfig:
     progress: bool = True
     plot: bool = True  # summary.png beside results.json
     workers: int | None = None  # image-decoding DataLoader workers (default: 0 on the CPU, up to 8 on CUDA)
+    token_order: str = "raster"  # the scan-order probe: raster | transposed | permuted patches before the projector
 
     def identity(self) -> dict:
         """What makes two runs the same run (the limit is left out: a larger limit extends a run)."""
         keep = ("model", "checkpoint", "tokenizer", "data", "device", "dtype", "backend", "seed", "prompt",
                 "splits", "options", "max_new_tokens", "answer_mode")
-        return {k: getattr(self, k) for k in keep}
+        out = {k: getattr(self, k) for k in keep}
+        if self.token_order != "raster":  # absent in the default: run names of earlier versions stay the same
+            out["token_order"] = self.token_order
+        return out
 
     def default_run_name(self) -> str:
         digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:8]
-        data = "sample" if self.data == "sample" else "hub" if self.data == "hub" else Path(self.data).name
+        data = self.data if self.data in ("sample", "hub") else Path(self.data).name
+        data = data.replace(":", "-").replace(",", "_")
         return f"{Path(self.model).name}-{data}-s{self.seed}-{digest}"
 
     def check(self, task_names, model_given: bool = False) -> None:
@@ -54,6 +61,8 @@ class RunConfig:
                 raise ValueError(f"--{name.replace('_', '-')} {value!r}: must be a whole number >= 1")
         if not task_names:
             raise ValueError("no task given; e.g. --tasks gqa,pope (run_eval.py list shows them all)")
+        if self.token_order not in TOKEN_ORDERS:
+            raise ValueError(f"--token-order {self.token_order!r}: choose from {', '.join(TOKEN_ORDERS)}")
         if self.answer_mode not in ("generate", "likelihood"):
             raise ValueError(f"unknown answer mode {self.answer_mode!r}; use 'generate' or 'likelihood'")
         names = set(task_names)

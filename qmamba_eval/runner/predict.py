@@ -55,7 +55,7 @@ class Predictor:
         Returns (the seconds spent in the model, the rows written)."""
         from .batches import image_batches
 
-        task, hooks = inputs.task, inputs.task.hooks
+        hooks = inputs.task.hooks
         prep, root = self.model.vision.prep, inputs.image_root
         batches = image_batches(lambda i: inputs.docs[i]["image"], todo, lambda v: prep(load_image(v, root)),
                                 batch_size, workers, errors=(ImageLoadError,))

@@ -66,6 +66,7 @@ class TrainConfig:
     model: str = "tiny-qmamba"  # preset name or one of our checkpoint folders (then training continues it)
     llm_overrides: dict = field(default_factory=dict)  # preset only: LLM config keys replaced (e.g. n_layer=4)
     projector_overrides: dict = field(default_factory=dict)  # preset only: projector arguments (num_queries=16)
+    vision_overrides: dict = field(default_factory=dict)  # preset only: {backbone: {spec field: value}} (a probe)
     stages: list = field(default_factory=default_stages)
     seed: int = 0  # initialisation and batch order
     data_seed: int = 0  # the synthetic benchmark's seed
@@ -84,7 +85,10 @@ class TrainConfig:
             raise ValueError("a training run needs at least one stage")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not d["vision_overrides"]:  # absent unless used: earlier runs' train_config.json still match
+            del d["vision_overrides"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

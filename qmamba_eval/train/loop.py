@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
-import time
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -27,13 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from .. import synthetic
-from ..models.checkpoints import load_checkpoint, save_model
+from ..models.checkpoints import save_model
 from .config import PARTS, StageConfig, TrainConfig
+from .folder import TrainFolder
 from .data import Example, batch_order, build_examples, collate, hash_seed, vision_features
 from .vision_pretrain import AttributeHeads, targets_table
 
 log = logging.getLogger(__name__)
-STATE_FILE = "trainer_state.pt"
 
 
 def build_untrained(cfg: TrainConfig):
@@ -48,10 +46,11 @@ def build_untrained(cfg: TrainConfig):
             torch.manual_seed(cfg.seed)
             preset = get_preset(cfg.model, **cfg.projector_overrides)
             preset.llm_config = {**preset.llm_config, **cfg.llm_overrides}
+            preset.vision_overrides = dict(cfg.vision_overrides)
             model = MLLM(preset, load_tokenizer(None, cfg.model))
         else:
-            if cfg.llm_overrides or cfg.projector_overrides:
-                raise ValueError("llm_overrides / projector_overrides apply to a preset, not to a checkpoint folder")
+            if cfg.llm_overrides or cfg.projector_overrides or cfg.vision_overrides:
+                raise ValueError("llm / projector / vision overrides apply to a preset, not to a checkpoint folder")
             model = build_model(cfg.model, seed=cfg.seed)
     model.float().to(cfg.device)
     model.set_kernels("auto")
@@ -103,60 +102,17 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir, progress: bool = True, resume: bool = True):
         self.cfg, self.out = cfg, Path(out_dir)
         self.progress, self.resume = progress, resume
+        self.folder = TrainFolder(self.out, resume)
         self.history: list[dict] = []
 
-    # -- files ----------------------------------------------------------------------------------------------
-
     def _say(self, text: str) -> None:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        with open(self.out / "train.log", "a") as f:
-            f.write(f"{stamp} {text}\n")
-        log.info(text)
-
-    def _check_config(self) -> None:
-        path = self.out / "train_config.json"
-        mine = json.loads(json.dumps(self.cfg.to_dict()))
-        if path.is_file() and self.resume and (self.out / "checkpoint" / STATE_FILE).is_file():
-            theirs = json.loads(path.read_text())
-            if theirs != mine:
-                diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-                raise ValueError(f"{self.out} holds a different training run (differs in {diff}); "
-                                 "use another output folder or --no-resume")
-        path.write_text(json.dumps(mine, indent=1, sort_keys=True) + "\n")
+        self.folder.say(text)
 
     def _save(self, model, stage: int, step: int, opt, sched, heads=None) -> None:
-        tmp = self.out / "checkpoint.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        save_model(model, tmp)
-        torch.save({"stage": stage, "step": step, "history": self.history,
-                    "heads": heads.state_dict() if heads is not None else None,
-                    "optimizer": opt.state_dict() if opt is not None else None,
-                    "scheduler": sched.state_dict() if sched is not None else None}, tmp / STATE_FILE)
-        final, old = self.out / "checkpoint", self.out / "checkpoint.old"
-        if old.exists():
-            shutil.rmtree(old)
-        if final.exists():  # a kill between these renames still leaves one whole checkpoint (``_load`` falls back)
-            final.rename(old)
-        tmp.rename(final)
-        if old.exists():
-            shutil.rmtree(old)
-        with open(self.out / "train_log.jsonl", "w") as f:
-            for h in self.history:
-                f.write(json.dumps(h) + "\n")
-        self._say(f"checkpoint: stage {stage} step {step}")
-
-    def _load(self, model) -> Optional[dict]:
-        ckpt = self.out / "checkpoint"
-        if not (ckpt / STATE_FILE).is_file():  # killed while swapping checkpoints: the previous one
-            ckpt = self.out / "checkpoint.old"
-        if not (self.resume and (ckpt / STATE_FILE).is_file()):
-            return None
-        load_checkpoint(model, ckpt, device=model.device)
-        state = torch.load(ckpt / STATE_FILE, map_location=model.device, weights_only=False)
-        self.history = state["history"]
-        self._say(f"resumed from {ckpt}: stage {state['stage']} step {state['step']}")
-        return state
+        self.folder.save(model, {"stage": stage, "step": step, "history": self.history,
+                                 "heads": heads.state_dict() if heads is not None else None,
+                                 "optimizer": opt.state_dict() if opt is not None else None,
+                                 "scheduler": sched.state_dict() if sched is not None else None})
 
     # -- the run ---------------------------------------------------------------------------------------------
 
@@ -167,10 +123,12 @@ class Trainer:
     def _run(self, stop_after):
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
-        self._check_config()
+        self.folder.check_config(self.cfg.to_dict())
         torch.manual_seed(cfg.seed)
         model = build_untrained(cfg)
-        state = self._load(model)
+        state = self.folder.load(model)
+        if state:
+            self.history = state["history"]
         start_stage, start_step = (state["stage"], state["step"]) if state else (0, 0)
         data = synthetic.generate("train", seed=cfg.data_seed, scale=cfg.data_scale)
         features = pixels = None  # frozen-tower features (per stage: the tower may have trained before) / pixels
@@ -261,6 +219,8 @@ class Trainer:
         return model
 
     def _finish(self, model) -> None:
+        from ..report.training import plot_losses
+
         plot_losses(self.history, self.out / "loss.png")
         dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[self.cfg.export_dtype]
         model.eval()
@@ -297,30 +257,6 @@ class PixelTable:
         idx = torch.tensor([self.index[n] for n in names], device=self.pixels[0].device)
         feats = model.vision([p[idx] for p in self.pixels]).float()
         return dict(zip(names, feats))
-
-
-def plot_losses(history: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    x = 0
-    for stage in sorted({h["stage"] for h in history}):
-        ys = [h["loss"] for h in history if h["stage"] == stage]
-        name = next(h["stage_name"] for h in history if h["stage"] == stage)
-        ax.plot(range(x, x + len(ys)), ys, lw=0.8, label=f"stage {stage}: {name}")
-        x += len(ys)
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (each stage's targets)")
-    ax.set_yscale("log")
-    ax.legend()
-    ax.set_title("training loss (synthetic data)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
 
 
 def train(cfg: TrainConfig, out_dir, progress: bool = True, resume: bool = True, stop_after=None):

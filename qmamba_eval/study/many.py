@@ -1,11 +1,11 @@
 """Many training runs at once (one process each, e.g. all on one GPU), each followed by its test-split table.
 
-    python scripts/train_many.py --jobs JOBS.json --out DIR [--parallel 12] [--timeout 900]
+    python run_eval.py train-many --jobs JOBS.json --out DIR [--parallel 12] [--timeout 900]
 
 JOBS.json is a list of ``{"name": ..., "args": [...]}``: ``args`` are ``run_eval.py train`` arguments (the
-output folder is added: ``DIR/<name>``).  After training, ``results/train/make_table.py`` answers the synthetic
-test split with the exported model (``--orders``, default raster) into ``DIR/<name>/table``, on the CPU
-(``--gpus`` spreads the trainings only). For many runs on one GPU add ``--mps`` (CUDA MPS, started and stopped
+output folder is added: ``DIR/<name>``).  After training, ``run_eval.py table`` answers the synthetic test split
+with the exported model (``--orders``, default raster) into ``DIR/<name>/table``, on the CPU (``--gpus`` spreads
+the trainings only). For many runs on one GPU add ``--mps`` (CUDA MPS, started and stopped
 here): without it the processes time-slice the GPU (on one H200, 13 runs without MPS got through about 1,000
 instruct steps in 400 s, results/train/gpu_probe_runs.json; 12 with MPS ran 9,048 steps each in 374-410 s,
 results/train/gpu_training_runs.json).  A job that fails
@@ -15,7 +15,6 @@ final losses, test accuracy) and prints one line per job as it ends.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ENTRY = [sys.executable, "-m", "qmamba_eval.cli"]  # run_eval.py, wherever the package is installed
 
 
 def run_job(job: dict, out: Path, timeout: float, orders: str, gpu=None, deadline=None) -> dict:
@@ -41,7 +40,7 @@ def run_job(job: dict, out: Path, timeout: float, orders: str, gpu=None, deadlin
     t0 = time.time()
     with open(folder / "stdout.txt", "w") as log:
         try:
-            rc = subprocess.run([sys.executable, str(ROOT / "run_eval.py"), "train", "--out", str(folder),
+            rc = subprocess.run([*ENTRY, "train", "--out", str(folder),
                                  "--no-progress", "--threads", "1", *job["args"]], stdout=log,
                                 stderr=subprocess.STDOUT, env=env, timeout=timeout).returncode
         except subprocess.TimeoutExpired:
@@ -64,10 +63,9 @@ def run_job(job: dict, out: Path, timeout: float, orders: str, gpu=None, deadlin
         if model is not None:
             t1 = time.time()
             try:
-                rc2 = subprocess.run([sys.executable, str(ROOT / "results" / "train" / "make_table.py"), "--models",
-                                      str(model), "--out", str(folder / "table"), "--orders", orders,
-                                      "--threads", "1"], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     timeout=timeout).returncode
+                rc2 = subprocess.run([*ENTRY, "table", "--models", str(model), "--out", str(folder / "table"),
+                                      "--orders", orders, "--threads", "1"], stdout=log, stderr=subprocess.STDOUT,
+                                     env=env, timeout=timeout).returncode
             except subprocess.TimeoutExpired:
                 rc2 = "timeout"
             res["eval_s"], res["eval_rc"] = round(time.time() - t1, 1), rc2
@@ -79,22 +77,15 @@ def run_job(job: dict, out: Path, timeout: float, orders: str, gpu=None, deadlin
     return res
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--jobs", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--parallel", type=int, default=max(1, (os.cpu_count() or 2) - 2))
-    p.add_argument("--timeout", type=float, default=900, help="seconds per training (and per evaluation)")
-    p.add_argument("--orders", default="raster")
-    p.add_argument("--deadline", type=float, help="seconds from now by which every job must have ended")
-    p.add_argument("--gpus", type=int, default=0, help="spread jobs over this many GPUs (CUDA_VISIBLE_DEVICES)")
-    p.add_argument("--mps", action="store_true",
-                   help="start CUDA MPS for the batch (nvidia-cuda-mps-control -d) and stop it at the end")
-    a = p.parse_args()
+def run_jobs(a) -> list:
+    """``a``: the parsed ``run_eval.py train-many`` options. Returns the per-job summaries (also in summary.json)."""
     jobs = json.loads(Path(a.jobs).read_text())
+    if not isinstance(jobs, list) or not all(isinstance(j, dict) and isinstance(j.get("name"), str)
+                                             and isinstance(j.get("args"), list) for j in jobs):
+        raise ValueError(f"{a.jobs}: expected a JSON list of {{\"name\": ..., \"args\": [...]}}")
     names = [j["name"] for j in jobs]
     if len(set(names)) != len(names):
-        raise SystemExit(f"{a.jobs}: job names repeat")
+        raise ValueError(f"{a.jobs}: job names repeat")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -105,7 +96,7 @@ def main() -> int:
     finally:
         if mps:
             subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, check=False)
-    return 0
+    return results
 
 
 def start_mps() -> bool:
@@ -131,6 +122,3 @@ def run_all(a, jobs, out, results, deadline) -> None:
                   f"test {acc}", flush=True)
             (out / "summary.json").write_text(json.dumps(results, indent=1) + "\n")
 
-
-if __name__ == "__main__":
-    sys.exit(main())
