@@ -22,6 +22,18 @@ ARGS = ["--tasks", "gqa,pope", "--no-progress", "--no-plot", "--limit", "9", "--
 
 
 def run_eval(out: Path, nproc: int = 1, extra=(), wait=True):
+    if nproc == 1 and wait:  # one process: this one (a subprocess would pay the imports again), one thread as
+        import torch        # the ranks have (OMP_NUM_THREADS=1), so the arithmetic is theirs
+
+        from qmamba_eval.cli import main
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            assert main([*ARGS, "--output-dir", str(out.parent), "--run-name", out.name, *extra]) == 0
+        finally:
+            torch.set_num_threads(threads)
+        return None
     cmd = ([TORCHRUN, f"--nproc-per-node={nproc}", "--standalone"] if nproc > 1 else [sys.executable])
     cmd += [str(ROOT / "run_eval.py"), *ARGS, "--output-dir", str(out.parent), "--run-name", out.name, *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

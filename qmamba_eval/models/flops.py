@@ -6,13 +6,6 @@ activations, the Mamba scan's exponentials) is left out except where noted: thes
 
 from __future__ import annotations
 
-import torch.nn as nn
-
-
-def mamba_lm_flops_per_token(lm) -> float:
-    """A ``MambaLM``: in/x/dt/out projections per layer + conv + scan (small) + lm_head."""
-    return lm.flops_per_token()
-
 
 def llama_flops_per_token(config, context: int) -> float:
     """A Llama decoder at a given attention context: projections + MLP + QK^T and AV + lm_head."""
@@ -46,8 +39,3 @@ def vit_flops(spec, images: int, tokens: int) -> float:
     patch = 2 * tokens * 3 * spec.patch_size ** 2 * d
     per_layer = 2 * tokens * (4 * d * d + 2 * d * ff) + 2 * 2 * tokens * tokens * d
     return float(images * (patch + layers * per_layer))
-
-
-def linear_params(module: nn.Module) -> int:
-    """Weights of every ``nn.Linear`` inside ``module`` (for 2 * params * tokens estimates)."""
-    return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Linear))

@@ -41,7 +41,6 @@ PUNCTUATION = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_",
 # The digit-comma test that decides "delete every mark" (searched on the whole input text):
 DIGIT_COMMA_EVALAI = re.compile(r"(?<=\d)(\,)+(?=\d)")  # lmms-eval / mmf / EvalAI: runs of commas count too
 DIGIT_COMMA_VQA = re.compile(r"(\d)(\,)(\d)")  # vqaEval.py: exactly one comma between two digits
-DIGIT_COMMA = DIGIT_COMMA_EVALAI  # the default (lmms) rule's
 PERIOD_NOT_BEFORE_DIGIT = re.compile(r"(?!<=\d)(\.)(?!\d)")
 NUMBER_WORDS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
                 "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .readers.files import read_jsonl
-from .readers.ids import question_id
-from .data.predictions import check_predictions
-from .tasks import Task, get_task, task_options
+from ..readers.files import read_jsonl
+from ..readers.ids import question_id
+from ..tasks import Task, get_task, task_options
+from .checks import check_predictions
 
 
 def detect(rows: list[dict]) -> str:
@@ -101,7 +101,7 @@ def _nth(docs, doc_id):
 
 
 def _reference_docs(task: Task, references: Path):
-    from .data.sources import load_docs
+    from ..data.sources import load_docs
 
     docs, _ = load_docs(task, str(references), need_images=False)
     return docs
