@@ -38,7 +38,7 @@ from loguru import logger as eval_logger  # lmms-eval's logger (lmms_eval.utils.
 from lmms_eval.api.instance import GenerationResult
 from lmms_eval.api.model import lmms
 
-from .models import build_model
+from .models import build_model, random_parts
 
 DEFAULT_MAX_NEW_TOKENS = 16
 USED_GEN_KWARGS = ("until", "max_new_tokens")
@@ -62,16 +62,6 @@ def _vision_weights(value) -> dict | None:
     return parsed
 
 
-def _random_parts(info: dict) -> list[str]:
-    """The parts of the model no weights were loaded for (``MLLM.identity()``: the checkpoint's ``loaded`` parts;
-    the vision tower also counts as loaded from ``vision_weights``)."""
-    checkpoint = info.get("checkpoint")
-    loaded = set(checkpoint.get("loaded", [])) if isinstance(checkpoint, dict) else set()
-    if not info.get("vision_random_init"):
-        loaded.add("vision")
-    return [part for part in ("vision", "projector", "llm") if part not in loaded]
-
-
 def _as_bool(v) -> bool:
     return v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes", "on")
 
@@ -91,7 +81,7 @@ class QMambaLMMS(lmms):
                                  tokenizer=tokenizer, backend=backend, seed=int(seed),
                                  vision_weights=_vision_weights(vision_weights), **overrides)
         self.model_info = self.model.identity()
-        self.random_parts = _random_parts(self.model_info)
+        self.random_parts = random_parts(self.model_info)
         self.random_init = bool(self.random_parts)
         self.batch_size_per_gpu = int(batch_size)
         self.max_new_tokens = None if max_new_tokens in (None, "") else int(max_new_tokens)

@@ -149,7 +149,7 @@ def test_vision_weights_in_model_args_are_json():
 
 
 def test_random_parts_follow_what_the_checkpoint_loaded():
-    from qmamba_eval.lmms_bridge import _random_parts
+    from qmamba_eval.models import random_parts as _random_parts
 
     assert _random_parts({"checkpoint": None, "vision_random_init": True}) == ["vision", "projector", "llm"]
     ours = {"path": "x", "format": "ours", "loaded": ["vision", "projector", "llm"]}

@@ -90,8 +90,9 @@ def test_score_cli_reads_official_json_file_directly(tmp_path, capsys):
                                                       {"question_id": "8", "prompt": "Side?", "text": "left"}])
     assert main(["score", "--task", "gqa", "--predictions", str(answers), "--references", str(qf),
                  "--gqa-rule", "llava"]) == 0
-    assert '"accuracy": 100.0' in capsys.readouterr().out
+    assert "gqa      accuracy" in capsys.readouterr().out  # the table
     assert main(["score", "--task", "gqa", "--predictions", str(answers), "--references", str(qf),
-                 "--gqa-rule", "official"]) == 0
-    assert '"accuracy": 50.0' in capsys.readouterr().out
+                 "--gqa-rule", "official", "--json", "--output", str(tmp_path / "r.json")]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"]["accuracy"] == 50.0
+    assert json.loads((tmp_path / "r.json").read_text())["metrics"]["accuracy"] == 50.0
     assert not os.path.exists(tmp_path / "images")  # no images were needed

@@ -115,7 +115,10 @@ def test_frozen_parts_stay_frozen_and_the_export_loads(tmp_path):
 
 
 def test_cli_key_values():
-    from qmamba_eval.cli.train import _key_values
+    from qmamba_eval.cli.options import parse_key_values
+
+    def _key_values(text):
+        return parse_key_values(text, "--stage2")
 
     assert _key_values("lr=1e-3,epochs=2,train=projector+llm,max_steps=none,precision=bfloat16") == {
         "lr": 1e-3, "epochs": 2, "train": ("projector", "llm"), "max_steps": None, "precision": "bfloat16"}

@@ -27,6 +27,56 @@ positive_int = int_at_least(1)
 nonnegative_int = int_at_least(0)
 
 
+def parse_key_values(text: str, flag: str) -> dict:
+    """``"lr=1e-3,epochs=2,train=projector+llm"`` -> dict (numbers and true/false parsed; ``+`` separates the parts
+    of ``train`` / ``betas``): --stageN, --llm, --projector, --model-args."""
+    out = {}
+    for item in filter(None, (x.strip() for x in (text or "").split(","))):
+        if "=" not in item:
+            raise ValueError(f"{flag} {item!r}: expected KEY=VALUE")
+        key, value = (x.strip() for x in item.split("=", 1))
+        if key in ("train", "betas"):
+            parts = value.split("+")
+            try:
+                out[key] = tuple(float(p) for p in parts) if key == "betas" else tuple(parts)
+            except ValueError:
+                raise ValueError(f"{flag} {item!r}: betas are two numbers, e.g. betas=0.9+0.999") from None
+            continue
+        if value.lower() in ("true", "false"):
+            out[key] = value.lower() == "true"
+            continue
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                pass
+        out[key] = None if value in ("none", "None") else value
+    return out
+
+
+def parse_vision_weights(items) -> dict:
+    """``["BACKBONE=FOLDER", ...]`` -> {backbone: folder}; unknown backbones and missing folders named."""
+    from pathlib import Path
+
+    from ..models.vision import BACKBONES
+    from ..registry import suggest
+
+    out = {}
+    for item in items or []:
+        name, sep, folder = item.partition("=")
+        name, folder = name.strip(), folder.strip()
+        if not sep or not name or not folder:
+            raise ValueError(f"--vision-weights {item!r}: expected BACKBONE=FOLDER, e.g. "
+                             "siglip-so400m-14-384=/models/siglip-so400m-patch14-384")
+        if name not in BACKBONES:
+            raise ValueError(f"--vision-weights {item!r}: unknown backbone {name!r}.{suggest(name, BACKBONES)}")
+        if not (Path(folder) / "config.json").is_file():
+            raise ValueError(f"--vision-weights {item!r}: {folder} is not a Hugging Face model folder (no config.json)")
+        out[name] = folder
+    return out
+
+
 def parse_assignments(items) -> dict:
     """``["TASK=VALUE", "VALUE"]`` -> ``{"TASK": "VALUE", "*": "VALUE"}`` (a bare value applies to every task)."""
     out = {}
@@ -45,6 +95,14 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=DTYPES, help="weights and activations (default: float32)")
     p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="kernels (auto: mamba-ssm, device resize and CUDA graphs on CUDA; reference: plain PyTorch)")
+    p.add_argument("--vision-weights", action="append", metavar="BACKBONE=FOLDER",
+                   help="a local Hugging Face folder for a vision backbone (repeatable), e.g. "
+                        "siglip-so400m-14-384=/models/siglip (Cobra's .pt holds no vision tower)")
+    p.add_argument("--model-args", metavar="KEY=VALUE,...",
+                   help="model construction arguments, e.g. num_queries=256,local_attention=true (projector) or "
+                        "init=device (build straight on the device)")
+    p.add_argument("--allow-random", action="store_true",
+                   help="score a model with parts no weights were loaded for (meaningless numbers, marked RANDOM)")
     p.add_argument("--seed", type=int, default=0, help="random initialisation of weights not in a checkpoint")
 
 

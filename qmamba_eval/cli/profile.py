@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .options import DTYPES
 
 DESCRIPTION = ("Profile latency, throughput and memory of qmamba / qformer / cobra / vlmamba / llava-style "
@@ -11,7 +13,12 @@ DESCRIPTION = ("Profile latency, throughput and memory of qmamba / qformer / cob
 
 
 def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
+    import argparse
+
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers") from None
 
 
 def add_arguments(p) -> None:
@@ -25,17 +32,56 @@ def add_arguments(p) -> None:
     p.add_argument("--tiny", action="store_true", help="tiny presets even on CUDA")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per figure (median)")
     p.add_argument("--no-long", action="store_true", help="skip the 256-token answers at batch 1")
-    p.add_argument("--output-dir", default="results/profile")
+    p.add_argument("--output-dir", help="where the report goes (default: a new results/runs/profile-<device>-<time> "
+                                        "folder; the committed results/profile is never overwritten by default)")
+
+
+def _check(a) -> None:
+    """Every option before any model is built, each error naming the option."""
+    for flag, values, low, high in (("--tokens", a.tokens, 1, 65536), ("--batches", a.batches, 1, 4096),
+                                    ("--queries", a.queries, 1, 65536)):
+        for v in values or []:
+            if not low <= v <= high:
+                raise ValueError(f"{flag} {v}: must be between {low} and {high}")
+    for n in a.tokens or []:
+        if int(n ** 0.5) ** 2 != n:
+            raise ValueError(f"--tokens {n}: image-token counts are square grids (16, 64, 256, 729, ...)")
+    if a.repeats < 1:
+        raise ValueError(f"--repeats {a.repeats}: must be >= 1")
+    if a.systems is not None:
+        from ..profiler.systems import GPU_SYSTEMS
+        from ..registry import suggest
+
+        names = [s.strip() for s in a.systems.split(",") if s.strip()]
+        known = ["reference", *GPU_SYSTEMS]
+        for s in names:
+            if s not in known:
+                raise ValueError(f"--systems {s!r}: unknown system.{suggest(s, known)}")
+        if not names:
+            raise ValueError("--systems names no system")
+    if a.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {a.device}: CUDA is not available here; use --device cpu")
 
 
 def run(a) -> int:
+    import time
+
     from ..profiler import profile
 
+    _check(a)
+    if a.output_dir is None:
+        a.output_dir = f"results/runs/profile-{a.device.replace(':', '')}-{time.strftime('%Y%m%d-%H%M%S')}"
     cuda = a.device.startswith("cuda")
     dtype = a.dtype or ("bfloat16" if cuda else None)
     systems = [s.strip() for s in a.systems.split(",")] if a.systems else None
     res = profile(a.output_dir, device=a.device, dtype=dtype, systems=systems, n_tokens=a.tokens,
                   batches=a.batches, query_counts=a.queries, tiny=True if a.tiny else None, repeats=a.repeats,
                   long=not a.no_long)
-    print((res["plots"][0].parent / "report.md").read_text() if res["plots"] else "")
+    report = Path(a.output_dir) / "report.md"
+    if report.is_file():
+        print(report.read_text())
+        print(f"profile: {Path(a.output_dir) / 'profile.json'}")
     return 0

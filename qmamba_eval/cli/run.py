@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from .options import (add_model_options, add_scoring_options, nonnegative_int, parse_assignments, positive_int,
-                      scoring_options)
+from .options import (add_model_options, add_scoring_options, nonnegative_int, parse_assignments, parse_key_values,
+                      parse_vision_weights, positive_int, scoring_options)
 
 DESCRIPTION = ("Evaluate a Mamba MLLM on VQAv2, GQA, TextVQA, POPE and MME. "
                "Other commands: score, scorecard, list (run_eval.py COMMAND --help).")
@@ -29,6 +29,9 @@ def add_arguments(p) -> None:
                    help="likelihood: pick the likelier of the task's answers (POPE, MME: Yes / No)")
     p.add_argument("--workers", type=nonnegative_int,
                    help="image-decoding DataLoader workers (default: 0 on the CPU, up to 8 on CUDA)")
+    p.add_argument("--max-image-errors", type=float, default=0.1, metavar="SHARE",
+                   help="a task with more unreadable images than this share of its questions fails the run "
+                        "(exit 2; missing files are found before the model is built); default 0.1")
     p.add_argument("--token-order", choices=["raster", "transposed", "permuted"], default="raster",
                    help="the scan-order probe: the image's patches reach the projector in this order")
     p.add_argument("--cache-dir", help="Hugging Face datasets cache dir")

@@ -7,37 +7,12 @@ import logging
 import sys
 from pathlib import Path
 
-from .options import positive_int
+from .options import parse_key_values, positive_int
 
 DESCRIPTION = ("Train a model on the synthetic visual-QA data: stage 0 pretrains the tiny vision tower on the "
                "scenes' annotations, stage 1 aligns the projector on captions (vision and LLM frozen), stage 2 "
                "tunes projector + LLM on every benchmark's questions. "
                "Re-running the same command resumes from the last checkpoint.")
-
-
-def _key_values(text: str) -> dict:
-    """``"lr=1e-3,epochs=2,train=projector+llm"`` -> dict (numbers and true/false parsed, ``+`` separates parts):
-    the --stageN, --llm and --projector overrides."""
-    out = {}
-    for item in filter(None, (x.strip() for x in (text or "").split(","))):
-        if "=" not in item:
-            raise ValueError(f"stage option {item!r} is not KEY=VALUE")
-        key, value = (x.strip() for x in item.split("=", 1))
-        if key in ("train", "betas"):
-            parts = value.split("+")
-            out[key] = tuple(float(p) for p in parts) if key == "betas" else tuple(parts)
-            continue
-        if value.lower() in ("true", "false"):
-            out[key] = value.lower() == "true"
-            continue
-        for cast in (int, float):
-            try:
-                value = cast(value)
-                break
-            except ValueError:
-                pass
-        out[key] = None if value in ("none", "None") else value
-    return out
 
 
 def add_arguments(p) -> None:
@@ -77,16 +52,16 @@ def run(a) -> int:
         parts = a.data_scale.split(",")
         cfg["data_scale"] = tuple(int(x) for x in parts) if len(parts) == 3 else a.data_scale
     if a.llm:
-        cfg["llm_overrides"] = _key_values(a.llm)
+        cfg["llm_overrides"] = parse_key_values(a.llm, "--llm")
     if a.projector:
-        cfg["projector_overrides"] = _key_values(a.projector)
+        cfg["projector_overrides"] = parse_key_values(a.projector, "--projector")
     for name, text in (("vision", a.stage0), ("align", a.stage1), ("instruct", a.stage2)):
         if text:
             stage = next((st for st in cfg["stages"] if st["name"] == name), None)
             if stage is None:
                 raise ValueError(f"the configuration has no stage {name!r} (its stages: "
                                  f"{[st['name'] for st in cfg['stages']]})")
-            stage.update(_key_values(text))
+            stage.update(parse_key_values(text, f"--stage{['vision', 'align', 'instruct'].index(name)}"))
     config = TrainConfig.from_dict(cfg)
     try:
         model = train(config, a.out, progress=not a.no_progress, resume=not a.no_resume)

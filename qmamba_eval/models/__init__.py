@@ -15,7 +15,17 @@ import torch
 from .mllm import MLLM, MLLMConfig
 from .presets import PRESETS, get_preset, shipped_checkpoint
 
-__all__ = ["build_model", "MLLM", "MLLMConfig", "PRESETS", "get_preset"]
+__all__ = ["build_model", "MLLM", "MLLMConfig", "PRESETS", "get_preset", "random_parts"]
+
+
+def random_parts(identity: dict) -> list[str]:
+    """The parts of a model no weights were loaded for (``MLLM.identity()``: the checkpoint's ``loaded`` parts;
+    the vision tower also counts as loaded from vision weights): answers from these parts mean nothing."""
+    checkpoint = identity.get("checkpoint")
+    loaded = set(checkpoint.get("loaded", [])) if isinstance(checkpoint, dict) else set()
+    if not identity.get("vision_random_init"):
+        loaded.add("vision")
+    return [part for part in ("vision", "projector", "llm") if part not in loaded]
 
 
 def _dtype(dtype) -> Optional[torch.dtype]:
@@ -99,3 +109,33 @@ def _carries_tower(path: Path) -> bool:
         with safe_open(str(path), "pt") as f:
             return any(k.startswith("vision.") for k in f.keys())
     return False
+
+
+def check_projector_args(model: str, args: dict) -> None:
+    """``args`` (--model-args) against the projector arguments of ``model`` (a preset or one of our folders): an
+    unknown name is an error naming the ones there are."""
+    if not args:
+        return
+    import inspect
+    import json
+    from pathlib import Path
+
+    from ..registry import suggest
+
+    if model in PRESETS:
+        kind = PRESETS[model].projector
+    elif (Path(model) / "config.json").is_file():
+        kind = json.loads((Path(model) / "config.json").read_text()).get("projector")
+    else:
+        return  # build_model says what is wrong with the model itself
+    from .projectors import PROJECTORS
+
+    cls = PROJECTORS.get(kind)
+    if cls is None:
+        return
+    names = [n for n in inspect.signature(cls.__init__).parameters
+             if n not in ("self", "vision_dim", "llm_dim", "device", "dtype")]
+    for key in args:
+        if key not in names:
+            raise ValueError(f"--model-args {key}=...: the {kind} projector of {model} has no argument {key!r}."
+                             f"{suggest(key, names + ['init'])}")

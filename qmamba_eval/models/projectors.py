@@ -228,3 +228,4 @@ def build_projector(kind: str, vision_dim: int, llm_dim: int, device=None, dtype
 
     cls = lookup(PROJECTORS, kind, "projector")
     return cls(vision_dim, llm_dim, device=device, dtype=dtype, **kwargs)
+

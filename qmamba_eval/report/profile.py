@@ -44,13 +44,16 @@ def plots(df: pd.DataFrame, out: Path) -> list[Path]:
     axes[0].legend(fontsize=8)
     save(fig, "latency_vs_tokens.png")
 
-    fig, ax = plt.subplots(figsize=(6, 4.2))
     bmax = int(main.batch.max()) if len(main) else 1
+    has_memory = "peak_alloc_gib" in main and main.peak_alloc_gib.notna().any()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
     for system, g in main[main.batch == bmax].groupby("system"):
         g = g.sort_values("n_tokens")
         if g.peak_alloc_gib.notna().any():
             ax.plot(g.n_tokens, g.peak_alloc_gib, marker="o", label=system)
-    style(ax, "image tokens N", "peak allocated GiB", f"memory, batch {bmax}")
+    style(ax, "image tokens N", "peak allocated GiB", f"memory, batch {bmax}", legend=has_memory)
+    if not has_memory:
+        ax.text(0.5, 0.5, "no device memory figures\n(CPU run)", ha="center", va="center", transform=ax.transAxes)
     save(fig, "memory_vs_tokens.png")
 
     fig, ax = plt.subplots(figsize=(7, 4.2))

@@ -12,12 +12,20 @@ def headline_metrics(task_result: dict, n_fallback: int = 4) -> list[str]:
 
 
 def format_table(results: dict) -> str:
-    lines = [f"{'task':<9} {'metric':<16} {'value':>9} {'n':>6}  data"]
-    lines.append("-" * 60)
+    lines = [f"WARNING: {w}" for w in results.get("warnings") or []]
+    lines += [f"{'task':<9} {'metric':<16} {'value':>9} {'n':>6}  data", "-" * 60]
     for name, t in results["tasks"].items():
-        src = t["data"]["source"] + (" (SAMPLE - not a benchmark score)" if t["data"]["is_sample"] else "")
+        data = t.get("data") or {}
+        src = str(data.get("source", "?")) + (" (SAMPLE - not a benchmark score)" if data.get("is_sample") else "")
         for k in headline_metrics(t):
-            lines.append(f"{name:<9} {k:<16} {t['metrics'][k]:>9.2f} {t['n_samples']:>6}  {src}")
+            lines.append(f"{name:<9} {k:<16} {t['metrics'][k]:>9.2f} {t.get('n_samples', '?'):>6}  {src}")
+        notes = []
         if t.get("n_errors"):
-            lines.append(f"{'':<9} {'errors':<16} {t['n_errors']:>9d}")
+            notes.append(f"{t['n_errors']} error sample(s) (unreadable images), scored as wrong")
+        if t.get("n_resumed"):
+            notes.append("all answers resumed from the run folder" if t["n_resumed"] == t["n_samples"]
+                         else f"{t['n_resumed']} of {t['n_samples']} answers resumed from the run folder")
+        for w in t.get("warnings") or []:
+            notes.append(f"WARNING: {w}")
+        lines += [f"{'':<9} {note}" for note in notes]
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from ..readers.files import read_jsonl
 from ..readers.ids import question_id
 from ..tasks import Task, get_task, task_options
 from .checks import check_predictions
+from .lmms import from_lmms_eval, from_lmms_eval_saved, reference_docs
 
 
 def detect(rows: list[dict]) -> str:
@@ -33,80 +34,6 @@ def detect(rows: list[dict]) -> str:
                      "lmms-eval samples (doc_id + filtered_resps) or LLaVA answers (question_id + text)")
 
 
-def _lmms_answer(row) -> str:
-    resp = row.get("filtered_resps") or row.get("resps")
-    while isinstance(resp, list):
-        resp = resp[0] if resp else ""
-    return "" if resp is None else str(resp)
-
-
-def from_lmms_eval(task: Task, rows: list[dict]) -> list[dict]:
-    out = []
-    for r in rows:
-        doc = r["doc"]
-        missing = [c for c in task.required_columns if c != "image" and c not in doc]
-        if missing:
-            raise ValueError(f"lmms-eval sample {r.get('doc_id')} lacks {missing} in its doc")
-        out.append({"question_id": str(doc.get("question_id", doc.get("id", r.get("doc_id")))),
-                    "split": task.split_of(doc), "answer": _lmms_answer(r), "references": task.hooks.references(doc)})
-    return out
-
-
-def _lmms_question_id(row) -> str | None:
-    """The question id lmms-eval keeps inside its per-metric dicts (``<task>_<metric>: {question_id, ...}``)."""
-    for value in row.values():
-        if isinstance(value, dict) and "question_id" in value:
-            return str(value["question_id"])
-    return None
-
-
-def from_lmms_eval_saved(task: Task, rows: list[dict], references: Path | None, notes: list) -> list[dict]:
-    """lmms-eval 0.7.3 samples files as written (``doc_id, doc_hash, target, filtered_resps, input, <metrics>``).
-
-    With ``references``: joined by question id (from the metric dicts), else by ``doc_id`` = row position in the
-    references (lmms-eval numbers the documents in dataset order). Without: what the file itself allows, through
-    the task's ``from_lmms_target`` hook (its ``target`` and metric dicts), with a note of what is missing."""
-    if references is not None:
-        docs = _reference_docs(task, references)
-        by_id = {question_id(d): d for d in docs}
-        out = []
-        for i, r in enumerate(rows, 1):
-            qid = _lmms_question_id(r)
-            doc = by_id.get(qid) if qid is not None else _nth(docs, r.get("doc_id"))
-            if doc is None:
-                raise ValueError(f"lmms-eval sample line {i} (doc_id {r.get('doc_id')}, question {qid}) has no "
-                                 f"reference in {references}")
-            out.append({"question_id": question_id(doc), "split": task.split_of(doc), "answer": _lmms_answer(r),
-                        "references": task.hooks.references(doc)})
-        return out
-    from_target = getattr(task.hooks, "from_lmms_target", None)
-    if from_target is None:
-        raise ValueError(f"lmms-eval samples files keep no {task.name} references that we can score from: pass "
-                         "--references (the task's data: official layout or hub-schema file)")
-    out = []
-    for i, r in enumerate(rows, 1):
-        ref = from_target(r)
-        out.append({"question_id": _lmms_question_id(r) or str(r.get("doc_id", i)), "split": ref["split"],
-                    "answer": _lmms_answer(r), "references": ref["references"]})
-    notes.append(f"scored from the samples file alone (lmms-eval's target); {from_target.__doc__.strip()}")
-    return out
-
-
-def _nth(docs, doc_id):
-    try:
-        k = int(doc_id)
-    except (TypeError, ValueError):
-        return None
-    return docs[k] if 0 <= k < len(docs) else None
-
-
-def _reference_docs(task: Task, references: Path):
-    from ..data.sources import load_docs
-
-    docs, _ = load_docs(task, str(references), need_images=False)
-    return docs
-
-
 def load_predictions(task: Task, predictions: Path, references: Path | None = None,
                      questions: Path | None = None, notes: list | None = None) -> tuple[str, list[dict]]:
     notes = [] if notes is None else notes
@@ -115,9 +42,9 @@ def load_predictions(task: Task, predictions: Path, references: Path | None = No
     if fmt == "qmamba":
         return fmt, rows
     if fmt == "lmms_eval":
-        return fmt, from_lmms_eval(task, rows)
+        return fmt, from_lmms_eval(task, rows, predictions, notes)
     if fmt == "lmms_eval_saved":
-        return fmt, from_lmms_eval_saved(task, rows, references, notes)
+        return fmt, from_lmms_eval_saved(task, rows, references, predictions, notes)
     if references is None:
         raise ValueError(f"LLaVA answer files carry no ground truth: pass --references for task {task.name}")
     if task.hooks.read_answers is not None:  # the benchmark's own way of joining answers to references
@@ -128,7 +55,7 @@ def load_predictions(task: Task, predictions: Path, references: Path | None = No
 def from_answers_and_data(task: Task, rows: list[dict], references: Path, notes: list | None = None) -> list[dict]:
     """``{question_id, text}`` answers joined by question id to any data source we can load (official layout,
     hub-schema jsonl/parquet) -- VQAv2, GQA, TextVQA."""
-    docs = _reference_docs(task, references)
+    docs = reference_docs(task, references)
     by_id = {question_id(d): d for d in docs}
     by_key = {}
     if task.hooks.join_keys:  # the benchmark's second way to match answers to references

@@ -25,8 +25,8 @@ from ..distributed import World, init_world, merge_shards, rank_device, shard_ba
 from ..results import read_samples, run_lock
 from ..tasks import Task, get_task, task_options
 from .config import RunConfig
-from .output import ResultsFile, build_run_model
-from .predict import Predictor, ShardProgress, TaskInputs, default_workers
+from .output import ResultsFile, build_run_model, check_weights_given
+from .predict import Predictor, ShardProgress, TaskInputs, check_image_files, default_workers
 from .record import RunRecord
 from .scoring import first_rows, task_entry
 
@@ -57,6 +57,8 @@ class Runner:
     def run(self) -> dict | None:
         tasks = [get_task(t) for t in self.cfg.tasks]
         self.cfg.check([t.name for t in tasks], model_given=self._model is not None)
+        if self._model is None:
+            check_weights_given(self.cfg)
         for task in tasks:  # every task's choices checked before any work
             self._variant(task)
             if self.cfg.answer_mode == "likelihood" and not task.answer_options:
@@ -78,10 +80,14 @@ class Runner:
             if not world.is_main:
                 return None
             results = results_file.read()
+            results_file.write_summary(results)
             if self.cfg.plot:
                 from ..report.plots import plot_run
 
                 plot_run(results, self.run_dir / "summary.png")
+        failed = [f"{name}: {w}" for name in self.cfg.tasks for w in results["tasks"].get(name, {}).get("failures", [])]
+        if failed:  # written and kept, but not a number anyone should read as a score
+            raise ValueError("; ".join(failed) + f" (results kept in {self.run_dir})")
         return results
 
     def _make_folder(self) -> None:
@@ -136,6 +142,7 @@ class Runner:
             earlier = read_samples(path)
         done = {s["key"] for s in earlier}
         todo = [i for i, k in enumerate(inputs.keys) if k not in done]
+        check_image_files(inputs, todo, info, cfg.max_image_errors)  # before any model is built
         mine = shard_batches(todo, cfg.batch_size, world) if world.distributed else todo
         if mine:
             self.model  # built (or loaded) before the clock starts
@@ -149,7 +156,7 @@ class Runner:
         rows = merge_shards(path, inputs.keys, None if world.distributed else earlier + new)
         wall = time.perf_counter() - t0
         samples = first_rows(rows, inputs.keys)
-        entry = task_entry(task, samples, opts, variant)
+        entry = task_entry(task, samples, opts, variant, cfg.max_image_errors)
         extra = task.hooks.write_outputs(samples, self.run_dir) if task.hooks.write_outputs else {}
         return {**extra, **entry, "n_resumed": len(docs) - len(todo), "answer_mode": cfg.answer_mode,
                 "data": info.to_dict(), "limit": cfg.limit, "samples_file": path.name, "world_size": world.size,

@@ -35,21 +35,32 @@ class RunConfig:
     plot: bool = True  # summary.png beside results.json
     workers: int | None = None  # image-decoding DataLoader workers (default: 0 on the CPU, up to 8 on CUDA)
     token_order: str = "raster"  # the scan-order probe: raster | transposed | permuted patches before the projector
+    vision_weights: dict = field(default_factory=dict)  # backbone -> local Hugging Face folder
+    model_args: dict = field(default_factory=dict)  # build_model arguments: projector overrides, init
+    allow_random: bool = False  # score a model with parts no weights were loaded for
+    max_image_errors: float = 0.1  # a task whose unreadable images exceed this share fails the run (exit 2)
 
     def identity(self) -> dict:
-        """What makes two runs the same run (the limit is left out: a larger limit extends a run)."""
-        keep = ("model", "checkpoint", "tokenizer", "data", "device", "dtype", "backend", "seed", "prompt",
+        """What makes two runs the same run: a folder never mixes answers of two of these (a smoke test with
+        --limit 1 goes to a folder of its own)."""
+        keep = ("model", "checkpoint", "tokenizer", "data", "limit", "device", "dtype", "backend", "seed", "prompt",
                 "splits", "options", "max_new_tokens", "answer_mode")
         out = {k: getattr(self, k) for k in keep}
-        if self.token_order != "raster":  # absent in the default: run names of earlier versions stay the same
-            out["token_order"] = self.token_order
+        for k, default in (("token_order", "raster"), ("vision_weights", {}), ("model_args", {})):
+            if getattr(self, k) != default:  # recorded when used
+                out[k] = getattr(self, k)
         return out
 
     def default_run_name(self) -> str:
+        """``<model>-<data>-s<seed>[-n<limit>]-<digest of the identity>``; a model folder named ``model`` (what
+        ``run_eval.py train`` exports) is named by its parent."""
         digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:8]
         data = self.data if self.data in ("sample", "hub") else Path(self.data).name
         data = data.replace(":", "-").replace(",", "_")
-        return f"{Path(self.model).name}-{data}-s{self.seed}-{digest}"
+        model = Path(self.model)
+        name = model.parent.name if model.name == "model" and model.parent.name else model.name
+        limit = f"-n{self.limit}" if self.limit else ""
+        return f"{name}-{data}-s{self.seed}{limit}-{digest}"
 
     def check(self, task_names, model_given: bool = False) -> None:
         """Options a caller of the API can get wrong (the command line checks most of them already)."""
@@ -61,6 +72,8 @@ class RunConfig:
                 raise ValueError(f"--{name.replace('_', '-')} {value!r}: must be a whole number >= 1")
         if not task_names:
             raise ValueError("no task given; e.g. --tasks gqa,pope (run_eval.py list shows them all)")
+        if not 0 <= self.max_image_errors <= 1:
+            raise ValueError(f"--max-image-errors {self.max_image_errors}: a share between 0 and 1")
         if self.token_order not in TOKEN_ORDERS:
             raise ValueError(f"--token-order {self.token_order!r}: choose from {', '.join(TOKEN_ORDERS)}")
         if self.answer_mode not in ("generate", "likelihood"):

@@ -11,19 +11,58 @@ from ..results import RESULTS_SCHEMA, ResultsInputError, environment, read_json_
 FIX = "delete it (it is rebuilt from the samples files when the run's tasks are run again)"
 
 
-def build_run_model(cfg, device: str):
-    """The model a ``RunConfig`` names, on ``device``; a file the loaders choke on is bad input, said in one line."""
-    from ..models import build_model
+RANDOM_FIX = ("give its weights (--checkpoint, --vision-weights BACKBONE=FOLDER), or pass --allow-random to score "
+              "it anyway (meaningless numbers, marked RANDOM)")
 
+
+def check_weights_given(cfg) -> None:
+    """Before anything is built: a real-scale preset without a checkpoint has random weights; refuse it unless
+    --allow-random (the post-build check covers checkpoints that lack parts)."""
+    from ..models import PRESETS
+    from ..models.presets import shipped_checkpoint
+
+    if cfg.allow_random or cfg.model not in PRESETS or cfg.checkpoint not in (None, "random"):
+        return
+    if cfg.checkpoint == "random" or (shipped_checkpoint(cfg.model) is None):
+        raise ValueError(f"--model {cfg.model}: no weights (a preset without --checkpoint is randomly initialised); "
+                         + RANDOM_FIX)
+
+
+def build_run_model(cfg, device: str):
+    """The model a ``RunConfig`` names, on ``device``; a file the loaders choke on is bad input, said in one line;
+    a model with parts no weights were loaded for is refused unless ``cfg.allow_random``."""
+    import warnings
+
+    from ..models import build_model, check_projector_args, random_parts
+
+    args = dict(cfg.model_args)
+    init = args.pop("init", "cpu")
+    check_projector_args(cfg.model, args)
     try:
-        return build_model(cfg.model, device=device, dtype=cfg.dtype, checkpoint=cfg.checkpoint,
-                           tokenizer=cfg.tokenizer, backend=cfg.backend, seed=cfg.seed)
+        with warnings.catch_warnings():
+            if not cfg.allow_random:  # refused below with one line instead
+                warnings.filterwarnings("ignore", message=r".*RANDOM")
+            model = build_model(cfg.model, device=device, dtype=cfg.dtype, checkpoint=cfg.checkpoint,
+                                tokenizer=cfg.tokenizer, backend=cfg.backend, seed=cfg.seed,
+                                vision_weights=cfg.vision_weights or None, init=init, **args)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError, MemoryError):
         raise
     except Exception as e:  # a foreign file
         parts = [f"--model {cfg.model}"] + [f"--{k} {v}" for k, v in (("checkpoint", cfg.checkpoint),
                                                                     ("tokenizer", cfg.tokenizer)) if v]
         raise ValueError(f"cannot build the model from {', '.join(parts)}: {type(e).__name__}: {e}") from e
+    missing = random_parts(model.identity())
+    if missing and not cfg.allow_random:
+        raise ValueError(f"--model {cfg.model}: no weights were loaded for its {', '.join(missing)}; " + RANDOM_FIX)
+    return model
+
+
+def run_warnings(model_identity: dict | None) -> list[str]:
+    """What a reader of the results must know before trusting them (random parts)."""
+    from ..models import random_parts
+
+    parts = random_parts(model_identity or {}) if model_identity else []
+    return [f"RANDOM weights for {', '.join(parts)}: scores are meaningless"] if parts else []
 
 
 class ResultsFile:
@@ -49,5 +88,14 @@ class ResultsFile:
             "model": model.identity() if model is not None else results.get("model"),
             "environment": environment(cfg.device),
         })
+        results["warnings"] = run_warnings(results["model"])
         write_json_atomic(self.path, results)
         return results
+
+    def write_summary(self, results: dict) -> None:
+        """``summary.md`` beside results.json: the table a person reads first."""
+        from ..report.tables import format_table
+        from ..results import write_text_atomic
+
+        write_text_atomic(self.path.parent / "summary.md", f"# {self.path.parent.name}\n\n```\n"
+                          + format_table(results) + "\n```\n")

@@ -83,6 +83,26 @@ class Predictor:
         return model_s, written
 
 
+def check_image_files(inputs: TaskInputs, todo: list, info, threshold: float) -> None:
+    """Image paths that do not exist, found before any model is built: more than ``threshold`` of the questions
+    to answer is an error naming the first one (a run of error samples would score 0 and look like a result)."""
+    if not todo or not isinstance(inputs.docs, list):
+        return
+    missing = []
+    for i in todo:
+        value = inputs.docs[i].get("image")
+        if isinstance(value, (str, Path)):
+            p = Path(value)
+            p = p if p.is_absolute() or inputs.image_root is None else Path(inputs.image_root) / p
+            if not p.is_file():
+                missing.append((i, p))
+    if missing and len(missing) > threshold * len(todo):
+        i, p = missing[0]
+        raise ValueError(f"{info.source}: {len(missing)} of {len(todo)} {inputs.task.name} images do not exist "
+                         f"(first: row {i + 1}, {p}); fix the image paths or --data (a share above "
+                         f"--max-image-errors {threshold:g} fails the run)")
+
+
 def default_workers(device: str) -> int:
     """Image-decoding processes: none on the CPU (the model needs the cores), up to 8 beside a GPU."""
     return min(8, max(0, (os.cpu_count() or 1) - 2)) if str(device).startswith("cuda") else 0

@@ -16,11 +16,32 @@ def first_rows(rows: list, keys) -> list:
     return out
 
 
-def task_entry(task, samples: list, options: dict, variant: str) -> dict:
-    """Metrics and what is needed to compare them later (version, prompt, options, answers digest)."""
-    return {"version": task.version, "n_samples": len(samples),
-            "n_errors": sum(1 for s in samples if s.get("error")), "prompt_variant": variant,
-            "prompt_template": task.prompts[variant],
-            "report": task.record(),
-            "options": options, "metrics": task.hooks.aggregate(samples, options),
-            "answers_digest": answers_digest(samples)}
+def task_entry(task, samples: list, options: dict, variant: str, max_image_errors: float = 1.0) -> dict:
+    """Metrics and what is needed to compare them later (version, prompt, options, answers digest), with the
+    warnings a reader must see and the failures that make the run exit 2."""
+    n_errors = sum(1 for s in samples if s.get("error"))
+    entry = {"version": task.version, "n_samples": len(samples), "n_errors": n_errors, "prompt_variant": variant,
+             "prompt_template": task.prompts[variant], "report": task.record(), "options": options,
+             "metrics": task.hooks.aggregate(samples, options), "answers_digest": answers_digest(samples)}
+    warnings, failures = answer_warnings(samples), []
+    if samples and n_errors > max_image_errors * len(samples):
+        first = next(s for s in samples if s.get("error"))
+        failures.append(f"{n_errors} of {len(samples)} questions have no readable image (first: {first['error']}); "
+                        f"their answers are scored as wrong, so the metrics mean nothing (--max-image-errors "
+                        f"{max_image_errors:g})")
+    entry["warnings"], entry["failures"] = warnings + failures, failures
+    return entry
+
+
+def answer_warnings(samples: list) -> list[str]:
+    """A model that says nothing, or the same thing to every question, gets a loud warning (a parser may read
+    an empty answer as "yes" and score it 50 %)."""
+    answers = [s.get("answer") for s in samples if not s.get("error")]
+    if len(answers) < 2:
+        return []
+    if all(not (a or "").strip() for a in answers):
+        return [f"every answer is empty ({len(answers)} questions): the model generates nothing"]
+    distinct = {(a or "").strip() for a in answers}
+    if len(distinct) == 1:
+        return [f"every answer is {next(iter(distinct))!r} ({len(answers)} questions): the model ignores the input"]
+    return []
