@@ -174,13 +174,21 @@ class QMambaLMMS(lmms):
             until = (until,) if isinstance(until, str) else tuple(until)
             settings.append((until, self._max_new_tokens(gen, task)))
         out: list = [None] * len(requests)
+        bar = self._bar(len(requests), "qmamba generate")
         for batch in self._batches(settings):
             until, n = settings[batch[0]]
             images = [self._image(*args[i][2:]) for i in batch]
             texts = self.model.generate(images, [args[i][0] for i in batch], stop=list(until), max_new_tokens=n)
             for i, t in zip(batch, texts):
                 out[i] = t
+            bar.update(len(batch))
+        bar.close()
         return out
+
+    def _bar(self, total: int, desc: str):
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit="request", dynamic_ncols=True, disable=getattr(self, "rank", 0) != 0)
 
     def loglikelihood(self, requests) -> list[GenerationResult]:
         """Per request ``GenerationResult(text=(loss, is_greedy))``, ``loss`` = -(summed log-probability of the
@@ -191,11 +199,14 @@ class QMambaLMMS(lmms):
             continuation = target if isinstance(target, str) else target(doc)
             rows.append((context, str(continuation), doc_to_visual, doc_id, task, split))
         out: list = [None] * len(rows)
+        bar = self._bar(len(rows), "qmamba loglikelihood")
         for batch in self._batches([r[4] for r in rows]):
             images = [self._image(*rows[i][2:]) for i in batch]
             scored = self.model.score_continuation(images, [rows[i][0] for i in batch], [rows[i][1] for i in batch])
             for i, (logprob, greedy) in zip(batch, scored):
                 out[i] = GenerationResult(text=(-float(logprob), bool(greedy)))
+            bar.update(len(batch))
+        bar.close()
         return out
 
     def generate_until_multi_round(self, requests) -> list[str]:

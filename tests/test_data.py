@@ -118,6 +118,7 @@ def test_hub_gqa_join_and_limit(monkeypatch):
         return fake[name]
 
     monkeypatch.setattr(sources, "_load_hub_dataset", fake_load)
+    monkeypatch.setattr(sources, "hub_reachable", lambda timeout=3.0: None)  # the probe of the network: skipped
     rows, info = load_docs(get_task("gqa"), "hub", limit=3)
     assert len(rows) == 3 and info.source == "hub:lmms-lab-encoder/GQA:testdev"
     assert load_image(rows[2]["image"]).getpixel((0, 0)) == (0, 255, 0)

@@ -20,27 +20,59 @@ COMMANDS = {
     "profile": ("profile", "latency / throughput / memory sweeps over image tokens and batch sizes"),
     "table": ("table", "trained models on a synthetic split, with the scan-order probe"),
     "train-many": ("train_many", "many trainings at once, each followed by its table"),
+    "runs": ("runs", "the runs under a folder with their headline metrics (markdown, CSV, JSON)"),
 }
 BAD_INPUT = (ValueError, FileNotFoundError, ConnectionError, RuntimeError, KeyError)
+
+
+def commands_help() -> str:
+    width = max(len(c) for c in COMMANDS)
+    lines = [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+    return ("commands (run_eval.py COMMAND --help; 'run' is the default):\n" + "\n".join(lines)
+            + "\n\nInstalled as the 'qmamba-eval' command too. Docs: README.md and docs/.")
 
 
 def parser_for(command: str) -> argparse.ArgumentParser:
     module_name, help_text = COMMANDS[command]
     module = importlib.import_module(f"{__name__}.{module_name}")
     prog = "run_eval.py" if command == "run" else f"run_eval.py {command}"
-    p = argparse.ArgumentParser(prog=prog, description=getattr(module, "DESCRIPTION", help_text))
+    p = argparse.ArgumentParser(prog=prog, description=getattr(module, "DESCRIPTION", help_text),
+                                epilog=commands_help() if command == "run" else None,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(p)
+    p.add_argument("--verbosity", default="WARNING", choices=["ERROR", "WARNING", "INFO", "DEBUG"],
+                   help="how much the log says (default WARNING)")
     p.set_defaults(_run=module.run)
     return p
+
+
+def version() -> str:
+    from importlib import metadata
+
+    out = []
+    for pkg in ("qmamba-eval", "torch", "transformers", "mamba-ssm", "lmms-eval"):
+        try:
+            out.append(f"{pkg} {metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{pkg} -")
+    return ", ".join(out)
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("once")
+    if argv[:1] == ["--version"]:
+        print(version())
+        return 0
+    if not argv:  # what there is to do, instead of "--tasks is required"
+        print(f"usage: run_eval.py [COMMAND] ...\n\n{commands_help()}\n\ne.g. run_eval.py --tasks gqa,pope "
+              "(the embedded sample, the shipped tiny-qmamba)", file=sys.stderr)
+        return 2
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     try:
         args = parser_for(command).parse_args(argv)  # the flags of scoring options come from the task files
+        logging.getLogger("qmamba_eval").setLevel(args.verbosity)
         return args._run(args)
     except BAD_INPUT as e:
         print(f"error: {e}", file=sys.stderr)

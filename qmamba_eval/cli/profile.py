@@ -81,7 +81,7 @@ def run(a) -> int:
                   batches=a.batches, query_counts=a.queries, tiny=True if a.tiny else None, repeats=a.repeats,
                   long=not a.no_long)
     report = Path(a.output_dir) / "report.md"
-    if report.is_file():
+    if res["doc"] is not None and report.is_file():  # rank 0 of a torchrun run, or the one process
         print(report.read_text())
         print(f"profile: {Path(a.output_dir) / 'profile.json'}")
     return 0

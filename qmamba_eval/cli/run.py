@@ -8,12 +8,12 @@ import sys
 from .options import (add_model_options, add_scoring_options, nonnegative_int, parse_assignments, parse_key_values,
                       parse_vision_weights, positive_int, scoring_options)
 
-DESCRIPTION = ("Evaluate a Mamba MLLM on VQAv2, GQA, TextVQA, POPE and MME. "
-               "Other commands: score, scorecard, list (run_eval.py COMMAND --help).")
+DESCRIPTION = ("Evaluate a Mamba MLLM on VQAv2, GQA, TextVQA, POPE, MME or any task of tasks/ "
+               "(run_eval.py list). Writes predictions, scores and a summary into a resumable run folder.")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--tasks", required=True, help="comma-separated: vqav2,gqa,textvqa,pope,mme")
+    p.add_argument("--tasks", help="comma-separated task names, or 'all' (run_eval.py list shows them)")
     add_model_options(p)
     p.add_argument("--data", default="sample",
                    help="sample (embedded, offline) | hub | a local path | synthetic:SPLIT[:SCALE[:SEED]]")
@@ -44,7 +44,13 @@ def run(a) -> int:
     from ..report.tables import format_table
     from ..runner import RunConfig, Runner
 
+    if a.tasks is None:
+        raise ValueError("--tasks is required: e.g. --tasks gqa,pope, or --tasks all (run_eval.py list shows them)")
     tasks = [t.strip() for t in a.tasks.split(",") if t.strip()]
+    if tasks == ["all"]:
+        from ..tasks import all_tasks
+
+        tasks = sorted(all_tasks())
     if not tasks:
         raise ValueError("--tasks names no task; e.g. --tasks gqa,pope (run_eval.py list shows them all)")
     cfg = RunConfig(tasks=tasks, model=a.model, checkpoint=a.checkpoint, tokenizer=a.tokenizer, data=a.data,
@@ -53,7 +59,9 @@ def run(a) -> int:
                     prompt=parse_assignments(a.prompt), splits=parse_assignments(a.split),
                     options=scoring_options(a), cache_dir=a.cache_dir, max_new_tokens=a.max_new_tokens,
                     answer_mode=a.answer_mode, progress=not a.no_progress, plot=not a.no_plot, workers=a.workers,
-                    token_order=a.token_order)
+                    token_order=a.token_order, vision_weights=parse_vision_weights(a.vision_weights),
+                    model_args=parse_key_values(a.model_args, "--model-args"), allow_random=a.allow_random,
+                    max_image_errors=a.max_image_errors)
     runner = Runner(cfg)
     try:
         results = runner.run()

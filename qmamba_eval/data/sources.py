@@ -102,8 +102,35 @@ def _load_hub_dataset(path, name, split, cache_dir):
               "or pass a local copy with --data PATH.") from e
 
 
+def hub_reachable(timeout: float = 3.0) -> str | None:
+    """None when the Hugging Face hub answers within ``timeout`` seconds, else why not (a proxy in the environment
+    is honoured). Offline mode (``HF_HUB_OFFLINE=1``) skips the check: the cache is all there is."""
+    import urllib.error
+    import urllib.request
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint + "/api/whoami-v2", method="HEAD"), timeout=timeout)
+    except urllib.error.HTTPError:
+        return None  # it answered (401 without a token)
+    except Exception as e:  # URLError, timeouts, refused connections
+        return f"{endpoint} did not answer within {timeout:g} s ({type(e).__name__}: {getattr(e, 'reason', e)})"
+    return None
+
+
+def _offline() -> bool:
+    return any(os.environ.get(k, "").lower() in ("1", "true", "yes") for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
 def _hub(task: Task, cache_dir: str | None, split: str | None = None) -> tuple[Sequence, DataInfo]:
     hub = dict(task.hub, split=split or task.hub["split"])
+    if not _offline():
+        why = hub_reachable()
+        if why is not None:  # fail in seconds, not after a minute of retries
+            raise ConnectionError(f"--data hub: the Hugging Face hub is unreachable: {why}. If {hub['path']} is in "
+                                  "your datasets cache, run with HF_HUB_OFFLINE=1; else download it once where there "
+                                  "is network (same --cache-dir / HF_DATASETS_CACHE) or pass a local copy with --data "
+                                  "PATH")
     paths = [hub["path"]] + ([hub["legacy_path"]] if hub.get("legacy_path") else [])
     errors = []
     for path in paths:

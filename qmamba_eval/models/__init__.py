@@ -65,6 +65,11 @@ def build_model(name_or_path: str, device: str = "cpu", dtype=None, checkpoint: 
         if checkpoint is None and not projector_overrides:  # tiny presets: the shipped trained weights
             checkpoint = shipped_checkpoint(name_or_path)
     elif path.is_dir():
+        if not (path / "config.json").is_file():
+            hint = (f"; it looks like a training run's folder: its model is {path / 'model'}"
+                    if (path / "model" / "config.json").is_file() else
+                    f"; a checkpoint folder holds config.json + model.safetensors (a preset: {', '.join(PRESETS)})")
+            raise ValueError(f"--model {name_or_path}: no config.json in that folder{hint}")
         config = MLLMConfig.from_dict(read_config(path))
         config.projector_kwargs.update(projector_overrides)
         checkpoint = checkpoint or str(path)

@@ -15,7 +15,6 @@ a torchrun run (``distributed.py``).
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from ..distributed import World, init_world, merge_shards, rank_device, shard_ba
 from ..results import read_samples, run_lock
 from ..tasks import Task, get_task, task_options
 from .config import RunConfig
-from .output import ResultsFile, build_run_model, check_weights_given
+from .output import ResultsFile, build_run_model, check_weights_given, make_run_folder, run_log
 from .predict import Predictor, ShardProgress, TaskInputs, check_image_files, default_workers
 from .record import RunRecord
 from .scoring import first_rows, task_entry
@@ -64,12 +63,13 @@ class Runner:
             if self.cfg.answer_mode == "likelihood" and not task.answer_options:
                 raise ValueError(f"task {task.name} has no closed answer set: --answer-mode likelihood works for "
                                  "tasks with answer_options (pope, mme)")
-        self._make_folder()
+        make_run_folder(self.run_dir)
         if self.world is None:
             self.world = init_world(self.cfg.device)
         world = self.world
         # rank 0 holds the folder's lock and writes run.json / results.json; every rank writes its own shard
-        with run_lock(self.run_dir) if world.is_main else contextlib.nullcontext():
+        with run_lock(self.run_dir) if world.is_main else contextlib.nullcontext(), \
+                run_log(self.run_dir / "run.log") if world.is_main else contextlib.nullcontext():
             versions = {t.name: t.version for t in tasks}
             self._on_every_rank(lambda: self.record.open(versions) if world.is_main else None)
             results_file = ResultsFile(self.run_dir / "results.json")
@@ -89,15 +89,6 @@ class Runner:
         if failed:  # written and kept, but not a number anyone should read as a score
             raise ValueError("; ".join(failed) + f" (results kept in {self.run_dir})")
         return results
-
-    def _make_folder(self) -> None:
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ValueError(f"--output-dir: cannot create the run folder {self.run_dir}: "
-                             f"{e.strerror or e}") from None
-        if not os.access(self.run_dir, os.W_OK):
-            raise ValueError(f"--output-dir: the run folder {self.run_dir} is not writable")
 
     def _variant(self, task: Task) -> str:
         variant = self.cfg.prompt.get(task.name, self.cfg.prompt.get("*", "default"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +41,9 @@ def build_run_model(cfg, device: str):
     args = dict(cfg.model_args)
     init = args.pop("init", "cpu")
     check_projector_args(cfg.model, args)
+    t0 = time.perf_counter()
+    if cfg.progress:  # a real-scale model takes a minute or two: say so instead of staying silent
+        print(f"building {cfg.model} on {device} ({cfg.dtype or 'float32'})...", file=sys.stderr, flush=True)
     try:
         with warnings.catch_warnings():
             if not cfg.allow_random:  # refused below with one line instead
@@ -51,6 +57,10 @@ def build_run_model(cfg, device: str):
         parts = [f"--model {cfg.model}"] + [f"--{k} {v}" for k, v in (("checkpoint", cfg.checkpoint),
                                                                     ("tokenizer", cfg.tokenizer)) if v]
         raise ValueError(f"cannot build the model from {', '.join(parts)}: {type(e).__name__}: {e}") from e
+    if cfg.progress:
+        n = sum(p.numel() for p in model.parameters())
+        print(f"built {cfg.model} in {time.perf_counter() - t0:.1f} s ({n / 1e6:.1f} M parameters, kernels "
+              f"{model.kernels.backend})", file=sys.stderr, flush=True)
     missing = random_parts(model.identity())
     if missing and not cfg.allow_random:
         raise ValueError(f"--model {cfg.model}: no weights were loaded for its {', '.join(missing)}; " + RANDOM_FIX)
@@ -63,6 +73,39 @@ def run_warnings(model_identity: dict | None) -> list[str]:
 
     parts = random_parts(model_identity or {}) if model_identity else []
     return [f"RANDOM weights for {', '.join(parts)}: scores are meaningless"] if parts else []
+
+
+def make_run_folder(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--output-dir: cannot create the run folder {run_dir}: {e.strerror or e}") from None
+    if not os.access(run_dir, os.W_OK):
+        raise ValueError(f"--output-dir: the run folder {run_dir} is not writable")
+
+
+@contextlib.contextmanager
+def run_log(path: Path):
+    """The package's log (INFO and up) and Python warnings appended to ``run.log`` while a run writes its folder."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    loggers = [logging.getLogger("qmamba_eval"), logging.getLogger("py.warnings")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        if lg.getEffectiveLevel() > logging.INFO:
+            lg.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    logging.getLogger("qmamba_eval").info("run started: %s", " ".join(sys.argv))
+    try:
+        yield path
+    finally:
+        logging.captureWarnings(False)
+        for lg, level in zip(loggers, levels):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+        handler.close()
 
 
 class ResultsFile:
