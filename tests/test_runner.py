@@ -12,13 +12,13 @@ ALL = ["vqav2", "gqa", "textvqa", "pope", "mme"]
 
 
 def run(tmp_path, tasks=ALL, **kw):
-    cfg = RunConfig(tasks=tasks, output_dir=str(tmp_path), progress=False, **kw)
+    cfg = RunConfig(tasks=tasks, output_dir=str(tmp_path), progress=False, **{"plot": False, **kw})
     r = Runner(cfg)
     return r, r.run()
 
 
 def test_full_sample_run_writes_files_and_resumes(tmp_path):
-    r, res = run(tmp_path)
+    r, res = run(tmp_path, plot=True)
     d = r.run_dir
     assert (d / "results.json").is_file() and (d / "run.json").is_file()
     assert (d / "summary.png").stat().st_size > 5000
@@ -37,7 +37,7 @@ def test_full_sample_run_writes_files_and_resumes(tmp_path):
     assert set(saved["tasks"]["pope"]["metrics"]) >= {"mean/f1", "adversarial/f1", "random/yes_ratio"}
     assert set(saved["tasks"]["mme"]["metrics"]) >= {"perception", "cognition"}
     # second run: nothing recomputed, same metrics
-    r2, res2 = run(tmp_path)
+    r2, res2 = run(tmp_path, plot=True)
     assert r2.run_dir == d and r2._model is None  # the model was never even built
     for t in ALL:
         assert res2["tasks"][t]["n_resumed"] == res["tasks"][t]["n_samples"]
@@ -56,8 +56,8 @@ def test_interrupted_run_resumes_and_torn_line_is_dropped(tmp_path):
 
 
 def test_deterministic_across_runs(tmp_path):
-    _, a = run(tmp_path / "a", tasks=["pope", "vqav2"])
-    _, b = run(tmp_path / "b", tasks=["pope", "vqav2"])
+    _, a = run(tmp_path / "a", tasks=["pope", "vqav2"], limit=24)
+    _, b = run(tmp_path / "b", tasks=["pope", "vqav2"], limit=24)
     ra = read_samples(next((tmp_path / "a").iterdir()) / "samples_vqav2.jsonl")
     rb = read_samples(next((tmp_path / "b").iterdir()) / "samples_vqav2.jsonl")
     assert [x["answer"] for x in ra] == [x["answer"] for x in rb]

@@ -15,7 +15,7 @@ COMMANDS = {
     "run": ("run", "evaluate a model on tasks (the default command)"),
     "score": ("score", "re-score a predictions file (ours, lmms-eval's, LLaVA's)"),
     "scorecard": ("scorecard", "compare a run or profile with a baseline; exit 1 on a regression"),
-    "list": ("list", "tasks, prompt variants and model presets"),
+    "list": ("listing", "tasks, prompt variants and model presets"),
     "train": ("train", "training (vision, align, instruct stages) on the synthetic visual-QA data (resumable)"),
     "profile": ("profile", "latency / throughput / memory sweeps over image tokens and batch sizes"),
     "table": ("table", "trained models on a synthetic split, with the scan-order probe"),

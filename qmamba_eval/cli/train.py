@@ -15,6 +15,21 @@ DESCRIPTION = ("Train a model on the synthetic visual-QA data: stage 0 pretrains
                "Re-running the same command resumes from the last checkpoint.")
 
 
+def check_model(config) -> None:
+    """A preset with --llm / --projector / vision overrides: its config checked (keys, sizes, memory) first."""
+    from ..models import PRESETS, get_preset
+    from ..models.preflight import check_config, check_fits, meta_model
+
+    if config.model not in PRESETS:
+        return
+    preset = get_preset(config.model, **config.projector_overrides)
+    preset.llm_config = {**preset.llm_config, **config.llm_overrides}
+    preset.vision_overrides = dict(config.vision_overrides)
+    where = f"--model {config.model} with --llm {config.llm_overrides} --projector {config.projector_overrides}"
+    check_config(preset, where)
+    check_fits(meta_model(preset, where), where, config.device)
+
+
 def add_arguments(p) -> None:
     p.add_argument("--model", default="tiny-qmamba", help="preset (random start) or our checkpoint folder")
     p.add_argument("--out", required=True, help="output folder (checkpoint/, model/, train.log, loss.png)")
@@ -50,7 +65,13 @@ def run(a) -> int:
             cfg[key] = getattr(a, key)
     if a.data_scale:
         parts = a.data_scale.split(",")
-        cfg["data_scale"] = tuple(int(x) for x in parts) if len(parts) == 3 else a.data_scale
+        try:
+            cfg["data_scale"] = tuple(int(x) for x in parts) if len(parts) > 1 else a.data_scale
+        except ValueError:
+            raise ValueError(f"--data-scale {a.data_scale!r}: a scale name or SHAPES,SIGNS,SUMS (three whole "
+                             "numbers)") from None
+    if a.device and a.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {a.device}: CUDA is not available here; use --device cpu")
     if a.llm:
         cfg["llm_overrides"] = parse_key_values(a.llm, "--llm")
     if a.projector:
@@ -63,10 +84,16 @@ def run(a) -> int:
                                  f"{[st['name'] for st in cfg['stages']]})")
             stage.update(parse_key_values(text, f"--stage{['vision', 'align', 'instruct'].index(name)}"))
     config = TrainConfig.from_dict(cfg)
+    check_model(config)  # the model's config (with --llm / --projector) before anything is trained
     try:
         model = train(config, a.out, progress=not a.no_progress, resume=not a.no_resume)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: run the same command again to resume from {a.out}/checkpoint", file=sys.stderr)
+        from ..train.folder import TrainFolder
+
+        ckpt = TrainFolder(Path(a.out)).checkpoint()
+        print("\ninterrupted: " + (f"run the same command again to resume from {ckpt}" if ckpt else
+                                   "before the first step ended: nothing to resume, the next run starts afresh"),
+              file=sys.stderr)
         return 130
     del model
     summary = json.loads((Path(a.out) / "model" / "training.json").read_text())

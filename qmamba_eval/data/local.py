@@ -25,7 +25,7 @@ def _jsonl(task: Task, path: Path):
         converted = task.hooks.rows_from_file(rows, path)
         if converted is not None:
             rows = converted
-    return rows, DataInfo(str(path), files_digest(path), len(rows))
+    return rows, DataInfo(str(path), files_digest(path, rows=rows, root=path.parent), len(rows))
 
 
 def _parquet(path: Path):
@@ -69,4 +69,4 @@ def load(task: Task, path: Path):
     except (KeyError, TypeError, AttributeError, IndexError) as e:  # a file of the layout holds something else
         raise ValueError(f"--data {path}: not readable as the {task.name} official layout: a file there holds "
                          f"something else ({type(e).__name__}: {e})") from None
-    return rows, DataInfo(str(path), files_digest(*files), len(rows))  # the files' content, not where they lie
+    return rows, DataInfo(str(path), files_digest(*files, rows=rows, root=path if path.is_dir() else path.parent), len(rows))  # content, not where they lie

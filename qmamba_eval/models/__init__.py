@@ -56,7 +56,7 @@ def build_model(name_or_path: str, device: str = "cpu", dtype=None, checkpoint: 
     if init not in ("cpu", "device"):
         raise ValueError(f"unknown init {init!r}; use 'cpu' or 'device'")
     torch_dtype = _dtype(dtype)
-    from .checkpoints import load_checkpoint, read_config
+    from .checkpoints import load_checkpoint
     from .text import load_tokenizer
 
     path = Path(name_or_path)
@@ -70,7 +70,7 @@ def build_model(name_or_path: str, device: str = "cpu", dtype=None, checkpoint: 
                     if (path / "model" / "config.json").is_file() else
                     f"; a checkpoint folder holds config.json + model.safetensors (a preset: {', '.join(PRESETS)})")
             raise ValueError(f"--model {name_or_path}: no config.json in that folder{hint}")
-        config = MLLMConfig.from_dict(read_config(path))
+        config = _folder_config(path)
         config.projector_kwargs.update(projector_overrides)
         checkpoint = checkpoint or str(path)
         if tokenizer is None and (path / "tokenizer.json").is_file():
@@ -81,7 +81,15 @@ def build_model(name_or_path: str, device: str = "cpu", dtype=None, checkpoint: 
         raise ValueError(f"{name_or_path!r} is neither a preset nor a checkpoint folder."
                          f"{suggest(name_or_path, PRESETS)}")
     from .mamba import cast_keeping_ssm_fp32
+    from .preflight import check_config, check_fits, check_header, meta_model
 
+    source = f"{path / 'config.json'}" if name_or_path not in PRESETS else f"preset {name_or_path}"
+    check_config(config, source)  # before anything is allocated
+    meta = meta_model(config, source)
+    check_fits(meta, source, device if init == "device" else "cpu")
+    if checkpoint and checkpoint != "random" and (Path(checkpoint) / "model.safetensors").is_file():
+        check_header(meta, Path(checkpoint) / "model.safetensors")
+    del meta
     torch.manual_seed(seed)
     tok = load_tokenizer(tokenizer, config.name)
     # init="cpu": built on the CPU in float32 and moved afterwards, so the same seed gives the same random
@@ -102,6 +110,20 @@ def build_model(name_or_path: str, device: str = "cpu", dtype=None, checkpoint: 
     model.eval()
     model.set_kernels(backend)
     return model
+
+
+def _folder_config(path: Path) -> MLLMConfig:
+    from .preflight import read_folder_config
+
+    raw = read_folder_config(path)
+    known = set(MLLMConfig.__dataclass_fields__)
+    unknown, missing = sorted(set(raw) - known), sorted(k for k in ("name", "vision", "projector", "llm",
+                                                                     "llm_config") if k not in raw)
+    if unknown or missing:
+        raise ValueError(f"{path / 'config.json'}: " + "; ".join(
+            ([f"unknown key(s) {unknown}"] if unknown else []) + ([f"missing key(s) {missing}"] if missing else []))
+            + f" (an MLLMConfig has {sorted(known)})")
+    return MLLMConfig.from_dict(raw)
 
 
 def _carries_tower(path: Path) -> bool:

@@ -63,6 +63,15 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], where: str, 
     unexpected = [k for k in state if k not in expected]
     shapes = [f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)})"
               for k in state if k in expected and tuple(state[k].shape) != tuple(expected[k].shape)]
+    poisoned = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if poisoned:
+        raise CheckpointError(f"checkpoint {where}: {len(poisoned)} tensor(s) hold NaN or inf "
+                              f"({_fmt(prefix + k for k in poisoned)}): these weights cannot give answers")
+    ints = [k for k, v in state.items() if not v.is_floating_point() and expected.get(k) is not None
+            and expected[k].is_floating_point()]
+    if ints:
+        raise CheckpointError(f"checkpoint {where}: tensor(s) {_fmt(prefix + k for k in ints)} are "
+                              f"{state[ints[0]].dtype}; model weights are floating point")
     if missing or unexpected or shapes:
         parts = [f"checkpoint {where} does not fit the model"]
         if missing:
@@ -94,7 +103,10 @@ def read_state(path: Path, device="cpu") -> dict:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path), device=str(device))
+        try:
+            return load_file(str(path), device=str(device))
+        except Exception as e:  # truncated, or not a safetensors file
+            raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
     try:
         return torch.load(str(path), map_location=device, weights_only=True)
     except Exception as e:  # pickle errors, truncated files

@@ -53,6 +53,10 @@ class LlamaLM(nn.Module):
     def hidden_size(self) -> int:
         return self.model.config.hidden_size
 
+    @property
+    def max_positions(self) -> int:
+        return self.model.config.max_position_embeddings
+
     def kernel_info(self) -> dict:
         return {"attention": "torch-sdpa"}
 

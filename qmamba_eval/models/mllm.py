@@ -92,6 +92,16 @@ class MLLM(nn.Module):
         return next(self.llm.parameters()).dtype
 
     @property
+    def visual_tokens(self) -> int:
+        """How many tokens an image becomes in the LLM: the queries of a query projector, else the patches."""
+        return getattr(self.projector, "num_queries", None) or self.vision.num_patches
+
+    @property
+    def max_positions(self) -> Optional[int]:
+        """The LLM's position limit (None for a Mamba LLM, which has none)."""
+        return getattr(self.llm, "max_positions", None)
+
+    @property
     def kernels(self) -> Kernels:
         return self._kernels
 

@@ -5,7 +5,8 @@ Each column is a type, or ``{type = ..., optional = "row" | "column", values = [
   cannot be read becomes an error sample at run time);  "list[T]"  a list of T;  "answer"  a string or
   {"answer": string} (VQA answer lists).  A "?" after the type = optional = "row": a row may lack it or hold null
   (or an empty list).  optional = "column": absent or null in every row (a test split) or in none.
-  values: the allowed values, compared stripped and lower-cased.
+  values: the allowed values, compared stripped and lower-cased.  unique = true: no two rows share the value (a
+  question id that must name one question).  Text that is empty or only whitespace counts as missing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def parse_columns(raw: dict, where: str) -> dict:
             raise ValueError(f"task file {where}: [columns] {col} = {spec!r}: type must be one of "
                              f"{', '.join(COLUMN_TYPES)} or list[...] (with '?' or optional = \"row\" | \"column\")")
         values = [str(v).strip().lower() for v in spec.get("values", [])]
-        out[col] = {"type": kind, "optional": optional, "values": values}
+        out[col] = {"type": kind, "optional": optional, "values": values, "unique": bool(spec.get("unique"))}
     return out
 
 
@@ -35,6 +36,7 @@ def check_rows(columns: dict, rows, where: str, id_columns=("question_id", "id")
     """Every row's values against ``columns`` (``parse_columns``): a bad one is an error naming the source, the row
     (1-based, with its question id) and the column. ``rows``: dicts (absent columns count as missing)."""
     present = {c: 0 for c in columns}
+    seen: dict = {c: {} for c, spec in columns.items() if spec.get("unique")}
     n = 0
     for n, row in enumerate(rows, 1):
         if not isinstance(row, dict):
@@ -43,7 +45,7 @@ def check_rows(columns: dict, rows, where: str, id_columns=("question_id", "id")
             if spec["type"] == "image":  # an unreadable image is an error sample at run time
                 continue
             v = row.get(col)
-            empty = v is None or (isinstance(v, (list, tuple, str)) and len(v) == 0 and spec["type"] != "text")
+            empty = v is None or (isinstance(v, (list, tuple)) and len(v) == 0) or (isinstance(v, str) and not v.strip())
             at = _row_where(where, n, row, id_columns)
             if empty:
                 if spec["optional"] is None:
@@ -55,6 +57,12 @@ def check_rows(columns: dict, rows, where: str, id_columns=("question_id", "id")
                 raise ValueError(f"{at}: column {col!r} is {_value_name(v)}; expected {_type_name(spec['type'])}")
             if spec["values"] and str(v).strip().lower() not in spec["values"]:
                 raise ValueError(f"{at}: column {col!r} is {v!r}; expected one of {', '.join(spec['values'])}")
+            if col in seen:
+                key = str(v)
+                if key in seen[col]:
+                    raise ValueError(f"{at}: column {col!r} is {v!r}, as in row {seen[col][key]}; each row needs its "
+                                     f"own {col} (answers and submission files are keyed by it)")
+                seen[col][key] = n
     for col, spec in columns.items():
         if spec["optional"] == "column" and 0 < present[col] < n:
             first = next(i for i, r in enumerate(rows, 1) if r.get(col) in (None, [], ()))

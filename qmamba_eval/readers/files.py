@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -70,12 +71,23 @@ def read_json(path: Path):
         raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
-def files_digest(*files: Path) -> str:
-    """Fingerprint of the files' names and content (not where they lie)."""
+def files_digest(*files: Path, rows=None, root=None) -> str:
+    """Fingerprint of the files' names and content (not where they lie); with ``rows``, also the size and
+    modification time of every image file the rows name (an image replaced at the same path changes it, and a
+    resume on it is refused), without reading the images."""
     h = hashlib.sha256()
     for f in files:
         h.update(Path(f).name.encode())
         h.update(Path(f).read_bytes())
+    for r in rows or []:
+        value = r.get("image") if isinstance(r, dict) else None
+        if isinstance(value, (str, Path)):
+            name = os.path.relpath(value, root) if root is not None else Path(value).name  # not where it lies
+            try:
+                st = Path(value).stat()
+                h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+            except OSError:
+                h.update(f"{name}\0missing\0".encode())
     return h.hexdigest()[:16]
 
 

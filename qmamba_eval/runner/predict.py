@@ -69,6 +69,7 @@ class Predictor:
                     rows.append(row)
                 else:
                     ready.append((row, image))
+            self._check_lengths([r for r, _ in ready])
             if ready:
                 t = time.perf_counter()
                 answers = self.answer([im for _, im in ready], [r["prompt"] for r, _ in ready])
@@ -81,6 +82,18 @@ class Predictor:
             written += [json.loads(json.dumps(r, ensure_ascii=False, default=str)) for r in rows]  # as read back
             on_batch(len(batch))
         return model_s, written
+
+
+    def _check_lengths(self, rows: list) -> None:
+        """A prompt that, with the image's tokens and the answer, needs more positions than the LLM has is marked
+        on its row (the answer is still asked for; the task's results say how many)."""
+        limit = getattr(self.model, "max_positions", None)
+        if not limit:
+            return
+        for r in rows:
+            n = len(self.model.text_ids([r["prompt"]])[0]) + self.model.visual_tokens + self.max_new_tokens
+            if n > limit:
+                r["warning"] = f"{n} positions (image, prompt and answer) for a model of {limit}"
 
 
 def check_image_files(inputs: TaskInputs, todo: list, info, threshold: float) -> None:

@@ -24,6 +24,10 @@ def task_entry(task, samples: list, options: dict, variant: str, max_image_error
              "prompt_template": task.prompts[variant], "report": task.record(), "options": options,
              "metrics": task.hooks.aggregate(samples, options), "answers_digest": answers_digest(samples)}
     warnings, failures = answer_warnings(samples), []
+    long = [s for s in samples if s.get("warning")]
+    if long:
+        warnings.append(f"{len(long)} prompt(s) longer than the model's positions (first: {long[0]['warning']}): "
+                        "their answers come from a cut-off context")
     if samples and n_errors > max_image_errors * len(samples):
         first = next(s for s in samples if s.get("error"))
         failures.append(f"{n_errors} of {len(samples)} questions have no readable image (first: {first['error']}); "

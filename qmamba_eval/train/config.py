@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
@@ -30,20 +31,49 @@ class StageConfig:
     precision: str = "float32"  # float32 | bfloat16 (autocast; CUDA)
 
     def __post_init__(self):
-        self.train = tuple(self.train)
-        self.betas = tuple(self.betas)
+        where = f"stage {self.name}"
+        if isinstance(self.train, str):
+            self.train = tuple(self.train.split("+"))
+        self.train, self.betas = tuple(self.train), tuple(self.betas) if isinstance(self.betas, (list, tuple)) \
+            else self.betas
         bad = [p for p in self.train if p not in PARTS]
         if bad or not self.train:
-            raise ValueError(f"stage {self.name}: train must name some of {PARTS}, got {self.train}")
+            raise ValueError(f"{where}: train must name some of {PARTS} (joined by +), got {self.train}")
         if self.data not in ("captions", "qa", "attributes"):
-            raise ValueError(f"stage {self.name}: data must be 'captions', 'qa' or 'attributes', got {self.data!r}")
+            raise ValueError(f"{where}: data must be 'captions', 'qa' or 'attributes', got {self.data!r}")
         if self.data == "attributes" and self.train != ("vision",):
-            raise ValueError(f"stage {self.name}: the 'attributes' stage pretrains the vision tower alone "
+            raise ValueError(f"{where}: the 'attributes' stage pretrains the vision tower alone "
                              f"(train=vision), got {self.train}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"stage {self.name}: precision must be one of {PRECISIONS}")
-        if self.batch_size < 1 or self.epochs <= 0:
-            raise ValueError(f"stage {self.name}: batch_size and epochs must be positive")
+            raise ValueError(f"{where}: precision must be one of {PRECISIONS}, got {self.precision!r}")
+        _whole(where, "batch_size", self.batch_size, 1)
+        if self.max_steps is not None:
+            _whole(where, "max_steps", self.max_steps, 1, "(or none for no cap)")
+        _number(where, "epochs", self.epochs, low=0, strict=True)
+        _number(where, "lr", self.lr, low=0, strict=True)
+        for name in ("min_lr_ratio", "warmup_ratio"):
+            _number(where, name, getattr(self, name), low=0, high=1)
+        _number(where, "weight_decay", self.weight_decay, low=0)
+        _number(where, "grad_clip", self.grad_clip, low=0)
+        if not (isinstance(self.betas, tuple) and len(self.betas) == 2):
+            raise ValueError(f"{where}: betas must be two numbers in [0, 1), e.g. betas=0.9+0.999; got {self.betas!r}")
+        for b in self.betas:
+            _number(where, "betas", b, low=0, high=1, high_open=True)
+
+
+def _whole(where, name, value, low, more=""):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{where}: {name} must be a whole number >= {low}{' ' + more if more else ''}; got {value!r}")
+
+
+def _number(where, name, value, low=None, high=None, strict=False, high_open=False):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (low is None or (value > low if strict else value >= low))
+    ok = ok and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        rng = (f"{'>' if strict else '>='} {low}" if high is None else
+               f"in [{low}, {high}{')' if high_open else ']'}")
+        raise ValueError(f"{where}: {name} must be a finite number {rng}; got {value!r}")
 
 
 def default_stages() -> list[StageConfig]:
@@ -78,11 +108,27 @@ class TrainConfig:
     export_dtype: str = "float16"  # the final model/ folder
 
     def __post_init__(self):
-        self.stages = [s if isinstance(s, StageConfig) else StageConfig(**s) for s in self.stages]
+        self.stages = [s if isinstance(s, StageConfig) else _stage(s) for s in self.stages]
         if isinstance(self.data_scale, list):
             self.data_scale = tuple(self.data_scale)
         if not self.stages:
             raise ValueError("a training run needs at least one stage")
+        from ..synthetic import SCALES
+
+        scale = self.data_scale
+        if isinstance(scale, tuple):
+            if len(scale) != 3 or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in scale) \
+                    or sum(scale) == 0:
+                raise ValueError(f"data_scale {scale!r}: three scene counts SHAPES,SIGNS,SUMS (whole numbers, not all "
+                                 "0), or a scale name")
+        elif scale not in SCALES:
+            raise ValueError(f"data_scale {scale!r}: a scale name ({', '.join(SCALES)}) or SHAPES,SIGNS,SUMS")
+        for name in ("seed", "data_seed", "save_every"):
+            _whole("training", name, getattr(self, name), 1 if name == "save_every" else 0)
+        if self.max_per_task is not None:
+            _whole("training", "max_per_task", self.max_per_task, 1)
+        if self.export_dtype not in ("float16", "bfloat16", "float32"):
+            raise ValueError(f"export_dtype {self.export_dtype!r}: float16, bfloat16 or float32")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -100,4 +146,23 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path) -> "TrainConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try:
+            doc = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--config {path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        if not isinstance(doc, dict):
+            raise ValueError(f"--config {path}: expected a JSON object of TrainConfig fields")
+        return cls.from_dict(doc)
+
+
+def _stage(d) -> StageConfig:
+    """A stage from a dict, unknown keys named (not a TypeError)."""
+    if not isinstance(d, dict):
+        raise ValueError(f"a stage must be an object of StageConfig fields, got {d!r}")
+    known = {f.name for f in fields(StageConfig)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        from ..registry import suggest
+
+        raise ValueError(f"stage {d.get('name', '?')}: unknown option(s) {unknown}.{suggest(unknown[0], known)}")
+    return StageConfig(**d)

@@ -71,6 +71,10 @@ class TrainFolder:
         if not (self.resume and ckpt is not None):
             return None
         load_checkpoint(model, ckpt, device=model.device)
-        state = torch.load(ckpt / STATE_FILE, map_location=model.device, weights_only=False)
+        try:
+            state = torch.load(ckpt / STATE_FILE, map_location=model.device, weights_only=False)
+        except Exception as e:  # truncated or foreign: say which file, and how to start again
+            raise ValueError(f"{ckpt / STATE_FILE}: cannot be read ({type(e).__name__}: {e}); delete {ckpt} to "
+                             "resume from the checkpoint before it, or start afresh with --no-resume") from None
         self.say(f"resumed from {ckpt}: stage {state['stage']} step {state['step']}")
         return state

@@ -98,6 +98,29 @@ def batch_loss(model, feats, ids, n_target, precision: str) -> torch.Tensor:
                            ignore_index=-100)
 
 
+def stage_inputs(model, cfg: TrainConfig, stage: StageConfig, si: int, data, pixels, features, state):
+    """What stage ``si`` trains on: its parameters, the pixel table (the tower trains) or the frozen tower's
+    features, the attribute heads and targets of a vision stage, and its examples."""
+    params = set_trainable(model, stage.train)
+    if "vision" in stage.train:
+        pixels, features = pixels or PixelTable(model, data.images()), None
+    elif features is None:  # first frozen-tower stage, or the tower trained since: (re)compute
+        features = vision_features(model, data.images())
+    heads = targets = None
+    if stage.data == "attributes":
+        with torch.random.fork_rng(devices=[]):  # the same heads whether or not the run resumed before
+            torch.manual_seed(hash_seed(cfg.seed, "heads", si))
+            heads = AttributeHeads(model.vision.feature_dim, model.vision.num_patches).to(model.device)
+        if state and state.get("heads"):
+            heads.load_state_dict(state["heads"])
+        params = params + list(heads.parameters())
+        targets = targets_table(data, model.device)
+        examples = [Example(name, "", "", "attributes") for name in sorted(targets)]
+    else:
+        examples = build_examples(data, stage.data, cfg.max_per_task, cfg.caption_prompt, cfg.data_seed)
+    return params, pixels, features, heads, targets, examples
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir, progress: bool = True, resume: bool = True):
         self.cfg, self.out = cfg, Path(out_dir)
@@ -122,6 +145,7 @@ class Trainer:
 
     def _run(self, stop_after):
         cfg = self.cfg
+        self._last, self._stopped, self._done = (-1, 0), False, 0
         self.out.mkdir(parents=True, exist_ok=True)
         self.folder.check_config(self.cfg.to_dict())
         torch.manual_seed(cfg.seed)
@@ -135,28 +159,12 @@ class Trainer:
         n_params = {p: sum(x.numel() for x in getattr(model, p).parameters()) for p in PARTS}
         self._say(f"model {model.config.name}: parameters {n_params}; data: synthetic train split "
                   f"(seed {cfg.data_seed}, {len(data.scenes)} scenes)")
-        done = 0
         for si, stage in enumerate(cfg.stages):
             if si < start_stage:
                 continue
             model.train()
-            params = set_trainable(model, stage.train)
-            if "vision" in stage.train:
-                pixels, features = pixels or PixelTable(model, data.images()), None
-            elif features is None:  # first frozen-tower stage, or the tower trained since: (re)compute
-                features = vision_features(model, data.images())
-            heads = None
-            if stage.data == "attributes":
-                with torch.random.fork_rng(devices=[]):  # the same heads whether or not the run resumed before
-                    torch.manual_seed(hash_seed(cfg.seed, "heads", si))
-                    heads = AttributeHeads(model.vision.feature_dim, model.vision.num_patches).to(model.device)
-                if state and si == start_stage and state.get("heads"):
-                    heads.load_state_dict(state["heads"])
-                params = params + list(heads.parameters())
-                targets = targets_table(data, model.device)
-                examples = [Example(name, "", "", "attributes") for name in sorted(targets)]
-            else:
-                examples = build_examples(data, stage.data, cfg.max_per_task, cfg.caption_prompt, cfg.data_seed)
+            params, pixels, features, heads, targets, examples = stage_inputs(
+                model, cfg, stage, si, data, pixels, features, state if si == start_stage else None)
             per_epoch = math.ceil(len(examples) / stage.batch_size)
             total = math.ceil(stage.epochs * per_epoch)
             if stage.max_steps:
@@ -177,52 +185,76 @@ class Trainer:
 
             bar = tqdm(total=total, initial=step, desc=f"stage {si} {stage.name}", disable=not self.progress,
                        dynamic_ncols=True)
-            while step < total:
-                epoch, k = divmod(step, per_epoch)
-                idx = batch_order(len(examples), stage.batch_size, cfg.seed, si, epoch)[k]
-                batch = [examples[i] for i in idx]
-                table = features
-                if table is None:  # the tower trains: its features for this batch, with gradients
-                    with autocast(model, stage.precision):
-                        table = pixels.features(model, batch)
-                        if heads is not None:
-                            loss = heads.loss(torch.stack([table[e.image] for e in batch]).float(),
-                                              torch.stack([targets[e.image] for e in batch]))
-                if heads is None:
-                    loss = batch_loss(model, *collate(model, batch, table), stage.precision)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if stage.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(params, stage.grad_clip)
-                lr = opt.param_groups[0]["lr"]
-                opt.step()
-                sched.step()
-                step += 1
-                done += 1
-                self.history.append({"stage": si, "stage_name": stage.name, "step": step, "loss": loss.item(),
-                                     "lr": lr})
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-                if step % 50 == 0 or step == total:
-                    recent = [h["loss"] for h in self.history[-50:] if h["stage"] == si]
-                    self._say(f"stage {si} step {step}/{total} loss {sum(recent) / len(recent):.4f} lr {lr:.2e}")
-                if step == total:
-                    self._save(model, si + 1, 0, None, None)
-                elif step % cfg.save_every == 0 or (stop_after is not None and done >= stop_after):
-                    self._save(model, si, step, opt, sched, heads)
-                if stop_after is not None and done >= stop_after:
-                    bar.close()
-                    self._say(f"stopped after {done} steps (stop_after)")
-                    return model
+            try:
+                self._steps(model, stage, si, step, total, per_epoch, examples, features, pixels, heads, targets,
+                            params, opt, sched, bar, stop_after)
+            except KeyboardInterrupt:  # keep what was learnt: a checkpoint where it stopped, then stop
+                if self._last[0] == si and (start_step if si == start_stage else 0) < self._last[1] < total:
+                    self._save(model, si, self._last[1], opt, sched, heads)
+                raise
+            if self._stopped:
+                return model
             bar.close()
         self._finish(model)
         return model
+
+    def _steps(self, model, stage, si, step, total, per_epoch, examples, features, pixels, heads, targets, params,
+               opt, sched, bar, stop_after):
+        """The optimisation steps of one stage, from ``step`` to ``total`` (checkpoints on the way)."""
+        cfg = self.cfg
+        while step < total:
+            epoch, k = divmod(step, per_epoch)
+            idx = batch_order(len(examples), stage.batch_size, cfg.seed, si, epoch)[k]
+            batch = [examples[i] for i in idx]
+            table = features
+            if table is None:  # the tower trains: its features for this batch, with gradients
+                with autocast(model, stage.precision):
+                    table = pixels.features(model, batch)
+                    if heads is not None:
+                        loss = heads.loss(torch.stack([table[e.image] for e in batch]).float(),
+                                          torch.stack([targets[e.image] for e in batch]))
+            if heads is None:
+                loss = batch_loss(model, *collate(model, batch, table), stage.precision)
+            value = loss.item()
+            if not math.isfinite(value):  # diverged: stop before a poisoned step is saved or exported
+                raise ValueError(f"stage {si} {stage.name}: the loss is {value} at step {step + 1}: the training "
+                                 f"diverged (lr {stage.lr}?); the last checkpoint in {self.out} is kept and nothing "
+                                 "was exported")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if stage.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, stage.grad_clip)
+            lr = opt.param_groups[0]["lr"]
+            opt.step()
+            sched.step()
+            step += 1
+            self._done += 1
+            self._last = (si, step)
+            self.history.append({"stage": si, "stage_name": stage.name, "step": step, "loss": value, "lr": lr})
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.3f}")
+            if step % 50 == 0 or step == total:
+                recent = [h["loss"] for h in self.history[-50:] if h["stage"] == si]
+                self._say(f"stage {si} step {step}/{total} loss {sum(recent) / len(recent):.4f} lr {lr:.2e}")
+            if step == total:
+                self._save(model, si + 1, 0, None, None)
+            elif step % cfg.save_every == 0 or (stop_after is not None and self._done >= stop_after):
+                self._save(model, si, step, opt, sched, heads)
+            if stop_after is not None and self._done >= stop_after:
+                bar.close()
+                self._say(f"stopped after {self._done} steps (stop_after)")
+                self._stopped = True
+                return
 
     def _finish(self, model) -> None:
         from ..report.training import plot_losses
 
         plot_losses(self.history, self.out / "loss.png")
         dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[self.cfg.export_dtype]
+        bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+        if bad:  # never export poisoned weights
+            raise ValueError(f"the trained weights hold NaN or inf ({', '.join(bad[:3])}...): nothing exported; "
+                             f"the last checkpoint in {self.out} is kept")
         model.eval()
         model.to(dtype)
         folder = save_model(model, self.out / "model")
@@ -234,7 +266,7 @@ class Trainer:
                    "final_loss": {k: sum(v[-20:]) / len(v[-20:]) for k, v in final.items()},
                    "first_loss": {k: v[0] for k, v in final.items()},
                    "parameters": sum(p.numel() for p in model.parameters()),
-                   "note": "trained on the synthetic train split only (qmamba_eval.data.synthetic)"}
+                   "note": "trained on the synthetic train split only (qmamba_eval.synthetic)"}
         (folder / "training.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
         self._say(f"done: {folder} (exported as {self.cfg.export_dtype}); final losses {summary['final_loss']}")
 
