@@ -225,3 +225,19 @@ def test_pin_norm_configs_leaves_block_size_configs_alone(monkeypatch):
     monkeypatch.setitem(sys.modules, "triton", types.SimpleNamespace(Config=lambda kwargs, num_warps: None))
     module = types.SimpleNamespace(scan=Autotuner())
     assert not kernels.pin_norm_configs(num_warps=8, module=module) and len(module.scan.configs) == 2
+
+
+@torch.no_grad()
+def test_left_padding_to_a_length_bucket_is_exact():
+    """What the CUDA prefill graphs do to a prompt (left-pad it to a multiple of 64 tokens) changes no logit of the
+    real tokens beyond float rounding, for both LLMs."""
+    from qmamba_eval.models.prefill_graphs import left_pad, padded_length
+
+    for name in ("tiny-qmamba", "tiny-llava-style"):
+        m = sharpen(build_model(name))
+        embeds, mask = m.assemble(m.encode_images(images()), m.text_ids(PROMPTS))
+        ref = m.llm.prefill(embeds, mask, m.llm.allocate_inference_cache(4, 200))
+        pe, pm = left_pad(embeds, mask, padded_length(embeds.shape[1]))
+        assert pe.shape[1] % 64 == 0 and pe.shape[1] > embeds.shape[1]
+        got = m.llm.prefill(pe, pm, m.llm.allocate_inference_cache(4, 200))
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)

@@ -77,3 +77,23 @@ def test_cuda_kernels_answer_like_the_reference_kernels(name):
     visual = m.projector(m.vision([p.cuda() for p in m.vision.preprocess(ims)]))
     embeds, mask = m.assemble(visual, m.text_ids(prompts))
     assert [m.tokenizer.decode(r).strip() for r in m.decoder.generate(embeds, mask, 8)] == ref
+
+
+@torch.no_grad()
+def test_prefill_graph_replays_equal_eager_prefill_and_answers_follow():
+    from qmamba_eval.models.prefill_graphs import PrefillGraphs, left_pad, padded_length
+
+    torch.manual_seed(0)
+    lm = MambaLM(MambaConfig(d_model=256, n_layer=4, vocab_size=1000), device="cuda", dtype=torch.bfloat16).eval()
+    set_kernels(lm, Kernels.resolve("auto", "cuda"))
+    graphs = PrefillGraphs(lm)
+    for lengths in ([30, 12, 30], [5], [70, 64]):
+        embeds, mask = _batch(256, lengths, "cuda", torch.bfloat16)
+        pe, pm = left_pad(embeds, mask, padded_length(embeds.shape[1]))
+        batch = 4 if len(lengths) > 1 else 1
+        eager = lm.prefill(pe, pm, lm.allocate_inference_cache(batch))
+        cache = lm.allocate_inference_cache(batch)
+        replayed = graphs(pe, pm, cache, batch)
+        torch.testing.assert_close(replayed, eager, rtol=0, atol=0)  # the same kernels on the same input
+        assert _rel(replayed, lm.prefill(embeds, mask, lm.allocate_inference_cache(batch))) < 2e-2
+    assert graphs.captures == 3

@@ -62,12 +62,17 @@ class Slot:
 
 
 class GreedyDecoder:
-    def __init__(self, lm, eos_id: int, device, graphs: bool, check_every: int = 16):
+    def __init__(self, lm, eos_id: int, device, graphs: bool, check_every: int = 16, prefill_graphs: bool = True):
         self.lm, self.eos, self.device, self.graphs = lm, eos_id, torch.device(device), graphs
         self.check_every = check_every
         self.slots: dict = {}
         self.pool = torch.cuda.graph_pool_handle() if graphs else None
         self.graph_captures = 0
+        self.prefill_graphs = None
+        if graphs and prefill_graphs:
+            from .prefill_graphs import PrefillGraphs
+
+            self.prefill_graphs = PrefillGraphs(lm)
 
     def _slot(self, n: int, total_len: int, max_new: int) -> Slot:
         b = bucket(n)
@@ -86,8 +91,17 @@ class GreedyDecoder:
         n, l = embeds.shape[:2]
         if max_new_tokens <= 0:
             return [[] for _ in range(n)]
+        graphed = self.prefill_graphs is not None and self.prefill_graphs.fits(bucket(n), l)
+        if graphed:  # left-padded to the length bucket: one captured prefill serves many prompt lengths
+            from .prefill_graphs import left_pad, padded_length
+
+            embeds, mask = left_pad(embeds, mask, padded_length(l))
+            l = embeds.shape[1]
         slot = self._slot(n, l + max_new_tokens, max_new_tokens)
-        first = self.lm.prefill(embeds, mask, slot.cache).float().argmax(-1)  # (n,)
+        if graphed:
+            first = self.prefill_graphs(embeds, mask, slot.cache, slot.batch).float().argmax(-1)  # (n,)
+        else:
+            first = self.lm.prefill(embeds, mask, slot.cache).float().argmax(-1)  # (n,)
         slot.ids.zero_()
         slot.ids[:n] = first
         slot.done.fill_(True)
