@@ -1,5 +1,6 @@
 """Prediction over batches: images decoded (and PIL-resized) by data-loader workers, one model call per batch,
-the rows appended and fsync-ed batch by batch (a crash loses at most the batch in flight).
+the rows scored and appended (fsync-ed) by a writer thread while the model answers the next batch (a crash loses
+at most the two batches in flight).
 
 The answer mode is chosen once: ``generate`` (greedy text) or ``likelihood`` (the likelier of the task's closed
 answer set, through ``score_options``).
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -60,29 +62,41 @@ class Predictor:
         batches = image_batches(lambda i: inputs.docs[i]["image"], todo, lambda v: prep(load_image(v, root)),
                                 batch_size, workers, errors=(ImageLoadError,))
         model_s, written = 0.0, []
-        for batch in batches:  # [(doc index, prepared image | None, error | None)], decoded by the workers
-            rows, ready = [], []
-            for i, image, error in batch:
-                row = inputs.row(i)
-                if error is not None:
-                    row.update(answer="", parsed="", score=0.0, error=f"image: {error}")
-                    rows.append(row)
-                else:
-                    ready.append((row, image))
-            self._check_lengths([r for r, _ in ready])
-            if ready:
-                t = time.perf_counter()
-                answers = self.answer([im for _, im in ready], [r["prompt"] for r, _ in ready])
-                model_s += time.perf_counter() - t
-                for (row, _), answer in zip(ready, answers):
-                    parsed, score = hooks.score_one(answer, row["references"], inputs.options)
-                    row.update(answer=answer, parsed=parsed, score=score)
-                    rows.append(row)
-            append_samples(path, rows)
-            written += [json.loads(json.dumps(r, ensure_ascii=False, default=str)) for r in rows]  # as read back
-            on_batch(len(batch))
-        return model_s, written
 
+        def finish(rows, ready, answers, n):  # scoring and the fsync-ed write, beside the next batch's model work
+            for (row, _), answer in zip(ready, answers):
+                parsed, score = hooks.score_one(answer, row["references"], inputs.options)
+                row.update(answer=answer, parsed=parsed, score=score)
+                rows.append(row)
+            append_samples(path, rows)
+            written.extend(json.loads(json.dumps(r, ensure_ascii=False, default=str)) for r in rows)  # as read back
+            on_batch(n)
+
+        with ThreadPoolExecutor(1) as writer:  # one thread: rows reach the file in batch order
+            pending = None
+            try:
+                for batch in batches:  # [(doc index, prepared image | None, error | None)], decoded by the workers
+                    rows, ready = [], []
+                    for i, image, error in batch:
+                        row = inputs.row(i)
+                        if error is not None:
+                            row.update(answer="", parsed="", score=0.0, error=f"image: {error}")
+                            rows.append(row)
+                        else:
+                            ready.append((row, image))
+                    self._check_lengths([r for r, _ in ready])
+                    answers = []
+                    if ready:
+                        t = time.perf_counter()
+                        answers = self.answer([im for _, im in ready], [r["prompt"] for r, _ in ready])
+                        model_s += time.perf_counter() - t
+                    if pending is not None:
+                        pending.result()  # the previous batch is on disk before another is queued
+                    pending = writer.submit(finish, rows, ready, answers, len(batch))
+            finally:
+                if pending is not None:  # nothing answered is lost, whatever stopped the loop
+                    pending.result()
+        return model_s, written
 
     def _check_lengths(self, rows: list) -> None:
         """A prompt that, with the image's tokens and the answer, needs more positions than the LLM has is marked
