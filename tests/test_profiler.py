@@ -81,6 +81,22 @@ def test_time_stages_times_each_stage_and_the_chain_in_the_same_runs():
     seen = []
     stages = [lambda: time.sleep(0.02) or 1, lambda x: time.sleep(0.04) or seen.append(x) or x + 1,
               lambda x: seen.append(x) or x]
-    (a, b, c), total = time_stages(stages, "cpu", warmup=1, repeats=3)
+    (a, b, c), total, spreads, total_iqr = time_stages(stages, "cpu", warmup=1, repeats=3)
     assert seen == [1, 2] * 4  # each stage got the previous one's output, in 1 + 3 runs
     assert 15 < a < 35 and 35 < b < 70 and c < 5 and abs(total - (a + b + c)) < 5
+    assert len(spreads) == 3 and all(0 <= s < 20 for s in spreads) and 0 <= total_iqr < 20
+
+
+def test_a_point_where_more_tokens_cost_less_is_flagged():
+    import pandas as pd
+
+    from qmamba_eval.profiler.report import flag_nonphysical
+
+    rows = [{"system": "cobra", "batch": 1, "status": "ok", "llm_tokens": n, "prefill_ms": ms, "prefill_iqr_ms": q}
+            for n, ms, q in ((100, 10.0, 0.5), (400, 40.0, 1.0), (800, 30.0, 1.0), (1600, 79.5, 2.0))]
+    rows.append({"system": "qmamba", "batch": 1, "status": "ok", "llm_tokens": 100, "prefill_ms": 9.0,
+                 "prefill_iqr_ms": 0.1})
+    df = flag_nonphysical(pd.DataFrame(rows))
+    assert df.nonphysical.tolist() == [False, False, True, False, False]  # 800 tokens in 30 ms after 400 in 40
+    within = flag_nonphysical(pd.DataFrame([dict(rows[1], prefill_ms=40.0), dict(rows[2], prefill_ms=39.5)]))
+    assert not within.nonphysical.any()  # inside the spread: not flagged

@@ -18,7 +18,7 @@ import torch
 from ..models.flops import vit_flops
 from ..models.vision import BACKBONES
 from ..results import append_samples
-from .timing import is_oom, nvml_used_gib, peak_gib, reset_peak, sync, time_ms, time_stages
+from .timing import is_oom, kernel_ms, nvml_used_gib, peak_gib, reset_peak, sync, time_ms, time_stages
 
 SHORT, LONG = 8, 256
 
@@ -45,10 +45,11 @@ def point(system, n_tokens: int, batch: int, device, floors: dict, warmup=1, rep
         reset_peak(device)
         # one chain, pixels to first token, timed stage by stage in the same runs
         stages = [system.vision, system.project, lambda v: system.prefill(v).argmax(-1)]
-        (row["vision_ms"], row["projector_ms"], row["prefill_ms"]), row["ttft_ms"] = time_stages(
-            stages, device, warmup, repeats)
+        medians, row["ttft_ms"], spreads, row["ttft_iqr_ms"] = time_stages(stages, device, warmup, repeats)
+        (row["vision_ms"], row["projector_ms"], row["prefill_ms"]), row["prefill_iqr_ms"] = medians, spreads[2]
         visual = system.project(system.vision())
         row["llm_tokens"] = length = system.llm_length(visual)
+        row["prefill_kernel_ms"] = kernel_ms(lambda: system.prefill(visual), device)  # beside the wall time
         row["visual_tokens_to_llm"] = int(visual.shape[1])
         if not getattr(system, "decode_by_length", False):
             system.prefill(visual)

@@ -34,10 +34,32 @@ def time_ms(fn, device, warmup: int = 1, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def time_stages(stages, device, warmup: int = 1, repeats: int = 3) -> tuple[list[float], float]:
+def iqr(values) -> float:
+    """The interquartile range (the spread of the middle half): how far a median can be trusted."""
+    q = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else [values[0]] * 3
+    return q[2] - q[0]
+
+
+def kernel_ms(fn, device) -> float | None:
+    """The GPU kernels' own time in one call of ``fn`` (torch.profiler, summed over kernels), beside its wall
+    time: what launch overhead and host gaps add. None on the CPU."""
+    if torch.device(device).type != "cuda":
+        return None
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    sync(device)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        sync(device)
+    total = sum(e.device_time for e in prof.events() if e.device_type.name == "CUDA")
+    return total / 1e3
+
+
+def time_stages(stages, device, warmup: int = 1, repeats: int = 3) -> tuple[list[float], float, list[float], float]:
     """Run ``stages`` as a chain (the first takes no argument, each next one the previous output) and time every
-    stage and the whole chain in the same runs (CUDA events between stages on CUDA): medians in ms, (per stage,
-    total). One pass gives the stage figures and the end-to-end one, instead of a pass for each."""
+    stage and the whole chain in the same runs (CUDA events between stages on CUDA): medians in ms and their IQRs,
+    (per stage, total, per-stage IQR, total IQR). One pass gives the stage figures and the end-to-end one."""
     cuda = torch.device(device).type == "cuda"
 
     def once():
@@ -62,7 +84,9 @@ def time_stages(stages, device, warmup: int = 1, repeats: int = 3) -> tuple[list
         once()
     runs = [once() for _ in range(repeats)]
     per_stage = [statistics.median(r[i] for r in runs) for i in range(len(stages))]
-    return per_stage, statistics.median(sum(r) for r in runs)
+    spreads = [iqr([r[i] for r in runs]) for i in range(len(stages))]
+    totals = [sum(r) for r in runs]
+    return per_stage, statistics.median(totals), spreads, iqr(totals)
 
 
 def reset_peak(device) -> None:
