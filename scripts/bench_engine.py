@@ -128,7 +128,8 @@ def bench_eval(rows: int, out: Path) -> dict:
     torch.cuda.synchronize()
     build_s = time.perf_counter() - t
     res = {"rows": rows, "jpeg_write_s": make_s, "model_build_s": build_s, "model": "qmamba-2.8b (256 queries)"}
-    for name, backend, batch, limit in (("engine_b64", "auto", 64, None), ("reference_b1", "reference", 1, 32)):
+    runs = (("engine_b64", "auto", 64, None), ("fused_b64", "fused", 64, None), ("reference_b1", "reference", 1, 32))
+    for name, backend, batch, limit in runs:  # measured side by side on the same model
         cfg = RunConfig(tasks=["gqa"], model="qmamba-2.8b-q256", data=str(data), batch_size=batch, device=DEV,
                         dtype="bfloat16", output_dir=str(out / "runs"), run_name=name, backend=backend,
                         max_new_tokens=8, progress=False, plot=False, limit=limit)
@@ -140,6 +141,7 @@ def bench_eval(rows: int, out: Path) -> dict:
         print(f"eval {name}: {r['timing']['samples_per_s']} samples/s over {r['n_samples']} rows "
               f"(model {r['timing']['model_s']:.1f} s of {r['timing']['wall_s']:.1f} s)", flush=True)
     res["speedup_vs_batch1"] = res["engine_b64"]["samples_per_s"] / res["reference_b1"]["samples_per_s"]
+    res["fused_over_mamba_ssm"] = res["fused_b64"]["samples_per_s"] / res["engine_b64"]["samples_per_s"]
     # where one batch of 64 spends its time (the same model, pieces timed alone)
     from PIL import Image
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 DTYPES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
-BACKENDS = ("auto", "reference", "mamba_ssm")
+BACKENDS = ("auto", "reference", "mamba_ssm", "fused")
 
 
 def int_at_least(minimum: int):
@@ -94,7 +94,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--dtype", choices=DTYPES, help="weights and activations (default: float32)")
     p.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help="kernels (auto: mamba-ssm, device resize and CUDA graphs on CUDA; reference: plain PyTorch)")
+                   help="kernels (auto: mamba-ssm, device resize and CUDA graphs on CUDA; reference: plain PyTorch; "
+                        "fused: our Triton prefill scan, not yet measured on a GPU)")
     p.add_argument("--vision-weights", action="append", metavar="BACKBONE=FOLDER",
                    help="a local Hugging Face folder for a vision backbone (repeatable), e.g. "
                         "siglip-so400m-14-384=/models/siglip (Cobra's .pt holds no vision tower)")

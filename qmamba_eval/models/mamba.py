@@ -15,6 +15,10 @@ holding 1 at padding, an extra weight column holding -1e4). With zero embeddings
 mamba-ssm config), padded positions stay exactly zero through every layer (conv input 0, z = 0, so y = 0), the
 SSM state passes them unchanged (softplus(-1e4) = 0 in float32), and real tokens see what they would see
 without padding.
+
+With ``Kernels.fused_scan`` (backend "fused") prefill keeps every activation channel-last, (b, l, channels) as
+the GEMMs write it, for our Triton scan (``scan_triton.py``); left padding then reaches the scan as the number of
+padded positions per row, which it skips.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .ops import MASKED_DT, REFERENCE, Kernels
+from .scan_triton import selective_scan_channel_last
 
 
 @dataclass
@@ -146,6 +151,8 @@ class MambaMixer(nn.Module):
         ``pad`` (b*l, 1) in hidden's dtype: 1 at left padding (the caller zeroed those embeddings); None when no
         row is padded. ``conv_state`` (b, d_inner, d_conv) / ``ssm_state`` (b, d_inner, n): filled with the final
         states when given (a prefill before decoding)."""
+        if self.kernels.fused_scan and not (torch.is_grad_enabled() and self.in_proj.weight.requires_grad):
+            return self._forward_channel_last(hidden, pad, conv_state, ssm_state)  # (no backward: not for training)
         b, l, d = hidden.shape
         k, r, n, di = self.kernels, self.dt_rank, self.d_state, self.d_inner
         xz = self.in_proj.weight @ hidden.reshape(b * l, d).t()  # (2*d_inner, b*l): the scan's layout directly
@@ -173,6 +180,31 @@ class MambaMixer(nn.Module):
             ssm_state.copy_(last)
         out = torch.matmul(y.transpose(1, 2), self.out_proj.weight.t())  # (b, l, d_model)
         return out if self.out_proj.bias is None else out + self.out_proj.bias
+
+    def _forward_channel_last(self, hidden, pad, conv_state, ssm_state):
+        """``forward`` for the fused scan: activations stay (b, l, channels), as the GEMMs write them; left padding
+        becomes ``starts``, the number of padded positions per row (the scan skips them: state unchanged, y = 0)."""
+        b, l, _ = hidden.shape
+        k, r, n = self.kernels, self.dt_rank, self.d_state
+        x, z = F.linear(hidden, self.in_proj.weight, self.in_proj.bias).chunk(2, dim=-1)  # (b, l, d_inner) views
+        starts = None
+        if pad is not None:
+            pad = pad.view(b, l)
+            starts = (pad != 0).sum(1, dtype=torch.int32)  # (b,): padding is on the left
+            if self.in_proj.bias is not None:  # padded positions must reach the conv as zeros
+                x = x * (1 - pad).unsqueeze(-1)
+        if conv_state is not None:
+            conv_state.copy_(F.pad(x.transpose(1, 2), (max(self.d_conv - l, 0), 0))[..., -self.d_conv:])
+        x = k.conv(x.transpose(1, 2), self.conv1d.weight.squeeze(1), self.conv1d.bias)  # (b, d_inner, l)
+        x = x.transpose(1, 2)  # (b, l, d_inner): stride 1 along d_inner with causal-conv1d, else copied by the scan
+        x_dbl = F.linear(x, self.x_proj.weight)  # (b, l, r + 2n): one GEMM over b*l rows
+        dt = F.linear(x_dbl[..., :r], self.dt_proj.weight)  # (b, l, d_inner), bias added in the scan
+        A, D, dt_bias = self.ssm_constants()
+        y, last = selective_scan_channel_last(x, dt, A, x_dbl[..., r:r + n], x_dbl[..., r + n:], D, z, dt_bias,
+                                              starts)  # y (b, l, d_inner)
+        if ssm_state is not None:
+            ssm_state.copy_(last)
+        return F.linear(y, self.out_proj.weight, self.out_proj.bias)
 
     # -- decode: one token, states updated in place (fixed shapes: CUDA-graph safe) --------------------------
 

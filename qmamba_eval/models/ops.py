@@ -9,12 +9,14 @@ a model holding Mamba mixers or norms reads the same ``Kernels`` object (``MLLM.
 | ``add_rmsnorm`` | mamba-ssm's Triton add + RMSNorm (launch config pinned) | float32 PyTorch |
 | ``conv`` / ``conv_update`` | causal-conv1d | ``F.conv1d`` / a rolled window |
 | ``scan_prefill`` / ``state_update`` | mamba-ssm's CUDA selective scan / Triton state update | ``selective_scan_reference`` |
+| channel-last prefill scan (``fused_scan``) | ours in Triton (``scan_triton.py``) | its PyTorch twin there |
 | image resize | bicubic + antialias on the device (``vision.resize_uint8``) | PIL bicubic (``vision.ImagePrep``) |
 | greedy decoding | CUDA graphs per batch bucket (``decode.GreedyDecoder``) | the same step, eager |
 
 Backends: ``reference`` (every twin, any device), ``mamba_ssm`` (the fast column; needs CUDA and mamba-ssm),
-``auto`` (``mamba_ssm`` on CUDA when it imports, the device resize and graphs on any CUDA device, else
-``reference``).
+``fused`` (our Triton scan for prefill, on channel-last activations (``MambaMixer`` takes that path), and for the
+rest mamba-ssm / causal-conv1d where they import, else their twins; needs CUDA and Triton), ``auto``
+(``mamba_ssm`` on CUDA when it imports, the device resize and graphs on any CUDA device, else ``reference``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "reference", "mamba_ssm")
+BACKENDS = ("auto", "reference", "mamba_ssm", "fused")
 MASKED_DT = -1.0e4  # softplus(MASKED_DT + bias) underflows to exactly 0 in float32: padding leaves a state as it is
 
 
@@ -39,6 +41,16 @@ def mamba_ssm_available() -> bool:
         import mamba_ssm.ops.selective_scan_interface  # noqa: F401  (needs selective_scan_cuda)
         import mamba_ssm.ops.triton.selective_state_update  # noqa: F401
     except Exception:  # ImportError, or a broken CUDA extension
+        return False
+    return True
+
+
+@functools.cache
+def triton_available() -> bool:
+    """Whether Triton imports (probed once per process): the fused scan (``scan_triton.py``) needs it."""
+    try:
+        import triton  # noqa: F401
+    except Exception:
         return False
     return True
 
@@ -123,6 +135,7 @@ class Kernels:
     conv1d: bool = False  # causal-conv1d
     device_resize: bool = False  # images resized on the device (else PIL, in the data loader)
     graphs: bool = False  # CUDA graphs for the decode step
+    fused_scan: bool = False  # prefill through our Triton scan on channel-last activations (scan_triton.py)
 
     @classmethod
     def resolve(cls, backend: str, device) -> "Kernels":
@@ -138,6 +151,8 @@ class Kernels:
             if not mamba_ssm_available():
                 raise RuntimeError("backend 'mamba_ssm' needs mamba-ssm: pip install mamba-ssm causal-conv1d "
                                    "--no-build-isolation")
+        if backend == "fused":
+            return cls._fused(cuda)
         if not cuda:  # auto on the CPU
             return cls()
         ms = mamba_ssm_available()
@@ -147,10 +162,26 @@ class Kernels:
         return cls("mamba_ssm" if ms else "torch-cuda", fused_norm=ms, scan=ms,
                    conv1d=ms and causal_conv1d_available(), device_resize=True, graphs=True)
 
+    @classmethod
+    def _fused(cls, cuda: bool) -> "Kernels":
+        """Backend 'fused': our Triton prefill scan; mamba-ssm's norm and state update and causal-conv1d where
+        they import (else their twins); graphs and the device resize as with 'mamba_ssm'."""
+        if not cuda:
+            raise RuntimeError("backend 'fused' needs the model on a CUDA device")
+        if not triton_available():
+            raise RuntimeError("backend 'fused' needs Triton: pip install triton")
+        ms = mamba_ssm_available()
+        if ms:
+            pin_norm_configs()
+        log.info("kernels fused -> Triton scan, mamba_ssm=%s", ms)
+        return cls("fused", fused_norm=ms, scan=ms, conv1d=causal_conv1d_available(), device_resize=True,
+                   graphs=True, fused_scan=True)
+
     def describe(self) -> dict:
+        scan = "qmamba-triton-fused" if self.fused_scan else "mamba_ssm-cuda" if self.scan else "torch-reference"
         return {"backend": self.backend,
                 "fused_add_rmsnorm": "mamba_ssm-triton" if self.fused_norm else "torch",
-                "selective_scan": "mamba_ssm-cuda" if self.scan else "torch-reference",
+                "selective_scan": scan,
                 "state_update": "mamba_ssm-triton" if self.scan else "torch",
                 "causal_conv1d": "causal_conv1d-cuda" if self.conv1d else "torch",
                 "image_resize": "device bicubic+antialias" if self.device_resize else "PIL bicubic",
@@ -183,10 +214,15 @@ class Kernels:
     # -- prefill ------------------------------------------------------------------------------------------
 
     def conv(self, x, weight, bias):
-        """Causal depthwise conv + SiLU: x (b, d, l) (stride 1 along l), weight (d, w) -> (b, d, l)."""
+        """Causal depthwise conv + SiLU: x (b, d, l), weight (d, w) -> (b, d, l).
+
+        x has stride 1 along l, or along d (channel-last: the transpose of a (b, l, d) view; causal-conv1d then
+        writes a channel-last result, and takes such an input when d and the other strides are multiples of 8)."""
         if self.conv1d:
             from causal_conv1d import causal_conv1d_fn
 
+            if x.stride(1) == 1 and x.stride(2) > 1 and (x.shape[1] % 8 or x.stride(0) % 8 or x.stride(2) % 8):
+                x = x.contiguous()
             return causal_conv1d_fn(x, weight, bias, activation="silu")
         w = weight.shape[-1]
         return F.silu(F.conv1d(F.pad(x, (w - 1, 0)), weight.unsqueeze(1), bias, groups=x.shape[1]))
