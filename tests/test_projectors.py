@@ -85,3 +85,35 @@ def test_cross_scan_needs_square_grid():
 def test_bad_names():
     with pytest.raises(ValueError, match="unknown scan"):
         FixedScanProjector(8, 8, scan="zigzag")
+
+
+@pytest.mark.parametrize("cls", [MLPProjector, FixedScanProjector])
+def test_pooling_cuts_a_fixed_scan_system_to_fewer_tokens(cls):
+    from qmamba_eval.models.projectors import pool_grid
+
+    p = cls(24, 32, pool=2)
+    assert p(torch.randn(2, 36, 24)).shape == (2, 9, 32) and cls(24, 32, pool=3)(torch.randn(2, 36, 24)).shape[1] == 4
+    x = torch.arange(36.0).view(1, 36, 1)  # raster 6 x 6 grid: value = row * 6 + col
+    assert pool_grid(x, 2)[0, :, 0].tolist() == [3.5, 5.5, 7.5, 15.5, 17.5, 19.5, 27.5, 29.5, 31.5]
+    with pytest.raises(ValueError, match="cannot be pooled 4 x 4"):
+        p4 = cls(24, 32, pool=4)
+        p4(torch.randn(1, 36, 24))
+
+
+@pytest.mark.parametrize("name, overrides, tokens", [("tiny-cobra", {"pool": 2}, 9), ("tiny-vlmamba", {"pool": 3}, 4),
+                                                     ("tiny-qmamba", {"num_queries": 4}, 4),
+                                                     ("tiny-qformer", {"num_queries": 16}, 16)])
+def test_the_token_count_study_systems_build_and_answer_on_the_cpu(name, overrides, tokens):
+    """The study's cuts (pooled fixed-scan systems, fewer queries) build, hand the LLM that many tokens, answer."""
+    import warnings
+
+    from PIL import Image
+
+    from qmamba_eval.models import build_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights: a build-and-run check
+        m = build_model(name, **overrides)
+    im = Image.new("RGB", (48, 48), (200, 30, 30))
+    assert m.encode_images([im]).shape[1] == tokens == m.visual_tokens
+    assert len(m.generate([im, im], ["What colour?", "Is there a cross?"], max_new_tokens=3)) == 2

@@ -284,3 +284,27 @@ def test_table_command_answers_through_the_runner_with_the_scan_order_probe(tmp_
     permuted = json.loads((tmp_path / "t" / "runs" / "tiny-cobra-permuted" / "results.json").read_text())
     assert permuted["model"]["token_order"] == "permuted" and permuted["run"]["config"]["token_order"] == "permuted"
     assert permuted["tasks"]["gqa"]["answers_digest"] != plain["tasks"]["gqa"]["answers_digest"]
+
+
+@pytest.mark.parametrize("train", [("vision", "connector"), ("connector",)])
+def test_stage_0_can_pretrain_the_bidirectional_connector(tmp_path, train):
+    """The study's 'pretrained connector': the attribute heads read the connector's output, so stage 0 trains it
+    (with the tower, or on a frozen tower); nothing else moves."""
+    from qmamba_eval.train import StageConfig, TrainConfig, Trainer
+
+    stage = StageConfig("vision", train=train, data="attributes", epochs=1, max_steps=3, batch_size=8, lr=1e-2)
+    cfg = TrainConfig(model="tiny-qmamba", projector_overrides={"connector": "bidirectional"}, stages=[stage],
+                      data_scale=(8, 2, 1), save_every=1000, export_dtype="float32")
+    import torch
+
+    from qmamba_eval.train.loop import build_untrained
+
+    before = {k: v.clone() for k, v in build_untrained(cfg).state_dict().items()}
+    model = Trainer(cfg, tmp_path, progress=False).run()
+    after = model.state_dict()
+    moved = {k.split(".")[0] + ("." + k.split(".")[1] if k.startswith("projector.") else "")
+             for k in after if not torch.equal(after[k], before[k])}
+    assert "projector.connector" in moved and not moved & {"llm", "projector.queries", "projector.blocks"}
+    assert ("vision" in moved) == ("vision" in train)
+    with pytest.raises(ValueError, match="connector"):
+        StageConfig("qa", train=("connector",), data="qa")

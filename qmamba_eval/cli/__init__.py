@@ -21,6 +21,7 @@ COMMANDS = {
     "table": ("table", "trained models on a synthetic split, with the scan-order probe"),
     "train-many": ("train_many", "many trainings at once, each followed by its table"),
     "runs": ("runs", "the runs under a folder with their headline metrics (markdown, CSV, JSON)"),
+    "study": ("study", "the accuracy-vs-visual-tokens study: plan its trainings, report them beside latencies"),
 }
 BAD_INPUT = (ValueError, FileNotFoundError, ConnectionError, RuntimeError, KeyError)
 

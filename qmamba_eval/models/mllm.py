@@ -94,7 +94,8 @@ class MLLM(nn.Module):
     @property
     def visual_tokens(self) -> int:
         """How many tokens an image becomes in the LLM: the queries of a query projector, else the patches."""
-        return getattr(self.projector, "num_queries", None) or self.vision.num_patches
+        pool = getattr(self.projector, "pool", 1)
+        return getattr(self.projector, "num_queries", None) or self.vision.num_patches // (pool * pool)
 
     @property
     def max_positions(self) -> Optional[int]:

@@ -181,22 +181,39 @@ class QFormerProjector(_QueryProjector):
     mixer_kind = "attention"
 
 
-class MLPProjector(nn.Module):
-    """Cobra ``fused-gelu-mlp``: Linear(v, 4v) GELU Linear(4v, d) GELU Linear(d, d); M = N, raster order.
+def pool_grid(x, pool: int):
+    """Average-pool a raster-ordered square patch grid: (B, N, C) -> (B, N / pool^2, C), raster order kept (how
+    fixed-scan systems are cut to fewer visual tokens: 6 x 6 patches, pool 2 -> 9 tokens, pool 3 -> 4)."""
+    if pool == 1:
+        return x
+    b, n, c = x.shape
+    side = _grid(n)
+    if side % pool:
+        raise ValueError(f"a {side} x {side} patch grid cannot be pooled {pool} x {pool}")
+    grid = x.transpose(1, 2).reshape(b, c, side, side)  # (B, C, S, S)
+    return F.avg_pool2d(grid, pool).flatten(2).transpose(1, 2)  # (B, N / pool^2, C)
 
-    Parameter names ``projector.0/2/4`` match Cobra's released checkpoints.
+
+class MLPProjector(nn.Module):
+    """Cobra ``fused-gelu-mlp``: Linear(v, 4v) GELU Linear(4v, d) GELU Linear(d, d); M = N / pool^2, raster order.
+
+    Parameter names ``projector.0/2/4`` match Cobra's released checkpoints. ``pool`` (1: none) averages pool x pool
+    patches into one token before the MLP: the LLM sees fewer visual tokens (the token-count study).
     """
 
-    def __init__(self, vision_dim: int, llm_dim: int, mlp_ratio: int = 4, device=None, dtype=None):
+    def __init__(self, vision_dim: int, llm_dim: int, mlp_ratio: int = 4, pool: int = 1, device=None, dtype=None):
         super().__init__()
+        if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+            raise ValueError(f"pool must be a whole number >= 1, got {pool!r}")
         fk = {"device": device, "dtype": dtype}
+        self.pool = pool
         self.projector = nn.Sequential(
             nn.Linear(vision_dim, mlp_ratio * vision_dim, **fk), nn.GELU(),
             nn.Linear(mlp_ratio * vision_dim, llm_dim, **fk), nn.GELU(),
             nn.Linear(llm_dim, llm_dim, **fk))
 
-    def forward(self, visual):  # visual (B, N, vision_dim) -> (B, N, llm_dim)
-        return self.projector(visual)
+    def forward(self, visual):  # visual (B, N, vision_dim) -> (B, N / pool^2, llm_dim)
+        return self.projector(pool_grid(visual, self.pool))
 
 
 class FixedScanProjector(MLPProjector):
@@ -205,18 +222,18 @@ class FixedScanProjector(MLPProjector):
     ``scan="raster"`` (no connector) is accepted for configs written before ``mlp`` had its own name.
     """
 
-    def __init__(self, vision_dim: int, llm_dim: int, scan: str = "bidirectional", mlp_ratio: int = 4,
+    def __init__(self, vision_dim: int, llm_dim: int, scan: str = "bidirectional", mlp_ratio: int = 4, pool: int = 1,
                  device=None, dtype=None):
         if scan not in SCANS:
             raise ValueError(f"unknown scan {scan!r}; choose from {SCANS}")
-        super().__init__(vision_dim, llm_dim, mlp_ratio, device=device, dtype=dtype)
+        super().__init__(vision_dim, llm_dim, mlp_ratio, pool, device=device, dtype=dtype)
         self.scan = scan
         self.connector = ScanConnector(vision_dim, scan, device=device, dtype=dtype) if scan != "raster" else None
 
-    def forward(self, visual):  # visual (B, N, vision_dim) -> (B, N, llm_dim)
-        if self.connector is not None:
+    def forward(self, visual):  # visual (B, N, vision_dim) -> (B, N / pool^2, llm_dim)
+        if self.connector is not None:  # the scan sees every patch; the pooling cuts what reaches the LLM
             visual = self.connector(visual)
-        return self.projector(visual)
+        return self.projector(pool_grid(visual, self.pool))
 
 
 PROJECTORS = {"qmamba": QMambaProjector, "qformer": QFormerProjector, "mlp": MLPProjector,

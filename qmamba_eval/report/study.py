@@ -87,3 +87,49 @@ def plot_table(rows, meta, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_tokens(summary: list, latency: list, path: Path) -> Path:
+    """Left: accuracy (mean over benchmarks) against the LLM's visual tokens per system, whiskers = seed min..max;
+    middle: POPE alone; right (when a profile is given): time to first token against the same token counts at real
+    scale, so reading across gives accuracy per millisecond."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = 3 if latency else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.4))
+    for ax, key, title in ((axes[0], "mean", "accuracy, mean over benchmarks"), (axes[1], "pope", "POPE accuracy")):
+        for family in dict.fromkeys(s["family"] for s in summary):
+            pts = sorted((s["tokens"], s[key]) for s in summary
+                         if s["family"] == family and s["order"] == "raster" and key in s)
+            if not pts:
+                continue
+            xs = [x for x, _ in pts]
+            ys = [v["mean"] for _, v in pts]
+            err = [[v["mean"] - v["min"] for _, v in pts], [v["max"] - v["mean"] for _, v in pts]]
+            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=family)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([4, 9, 16, 36], ["4", "9", "16", "36"])
+        ax.set_xlabel("LLM visual tokens")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"{title} (synthetic test split)", fontsize=9)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    if latency:
+        ax = axes[2]
+        for family in dict.fromkeys(r["family"] for r in latency):
+            pts = sorted((r["tokens"], r["ttft_ms"]) for r in latency if r["family"] == family and r["ttft_ms"])
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=family)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("LLM visual tokens")
+        ax.set_ylabel("time to first token, ms")
+        ax.set_title(f"real scale, batch {latency[0]['batch']}, {latency[0]['device']}", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

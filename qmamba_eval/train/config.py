@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 PARTS = ("vision", "projector", "llm")
+CONNECTOR = "connector"  # the projector's scan connector alone (pretrained with the tower on the attributes)
 PRECISIONS = ("float32", "bfloat16")
 
 
@@ -36,14 +37,17 @@ class StageConfig:
             self.train = tuple(self.train.split("+"))
         self.train, self.betas = tuple(self.train), tuple(self.betas) if isinstance(self.betas, (list, tuple)) \
             else self.betas
-        bad = [p for p in self.train if p not in PARTS]
+        bad = [p for p in self.train if p not in PARTS + (CONNECTOR,)]
         if bad or not self.train:
-            raise ValueError(f"{where}: train must name some of {PARTS} (joined by +), got {self.train}")
+            raise ValueError(f"{where}: train must name some of {PARTS + (CONNECTOR,)} (joined by +), got {self.train}")
         if self.data not in ("captions", "qa", "attributes"):
             raise ValueError(f"{where}: data must be 'captions', 'qa' or 'attributes', got {self.data!r}")
-        if self.data == "attributes" and self.train != ("vision",):
-            raise ValueError(f"{where}: the 'attributes' stage pretrains the vision tower alone "
-                             f"(train=vision), got {self.train}")
+        if self.data == "attributes" and not set(self.train) <= {"vision", CONNECTOR}:
+            raise ValueError(f"{where}: the 'attributes' stage pretrains the vision tower and / or the projector's "
+                             f"connector (train=vision, vision+connector or connector), got {self.train}")
+        if CONNECTOR in self.train and self.data != "attributes":
+            raise ValueError(f"{where}: train=connector is for an 'attributes' stage; a later stage trains the "
+                             "connector as part of the projector")
         if self.precision not in PRECISIONS:
             raise ValueError(f"{where}: precision must be one of {PRECISIONS}, got {self.precision!r}")
         _whole(where, "batch_size", self.batch_size, 1)

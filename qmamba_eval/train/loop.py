@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .. import synthetic
 from ..models.checkpoints import save_model
-from .config import PARTS, StageConfig, TrainConfig
+from .config import CONNECTOR, PARTS, StageConfig, TrainConfig
 from .folder import TrainFolder
 from .data import Example, batch_order, build_examples, collate, hash_seed, vision_features
 from .vision_pretrain import AttributeHeads, targets_table
@@ -68,6 +68,12 @@ def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
 def set_trainable(model, parts) -> list:
     for name in PARTS:
         getattr(model, name).requires_grad_(name in parts)
+    if CONNECTOR in parts:
+        connector = getattr(model.projector, "connector", None)
+        if connector is None:
+            raise ValueError(f"train={'+'.join(parts)}: the {model.config.projector} projector of {model.config.name} "
+                             "has no connector (projector argument connector=bidirectional)")
+        connector.requires_grad_(True)
     return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -207,12 +213,14 @@ class Trainer:
             idx = batch_order(len(examples), stage.batch_size, cfg.seed, si, epoch)[k]
             batch = [examples[i] for i in idx]
             table = features
-            if table is None:  # the tower trains: its features for this batch, with gradients
-                with autocast(model, stage.precision):
+            with autocast(model, stage.precision):
+                if table is None:  # the tower trains: its features for this batch, with gradients
                     table = pixels.features(model, batch)
-                    if heads is not None:
-                        loss = heads.loss(torch.stack([table[e.image] for e in batch]).float(),
-                                          torch.stack([targets[e.image] for e in batch]))
+                if heads is not None:  # attributes: the tower's (or the connector's) patch features -> heads
+                    feats = torch.stack([table[e.image] for e in batch])
+                    if CONNECTOR in stage.train:
+                        feats = model.projector.connector(feats)
+                    loss = heads.loss(feats.float(), torch.stack([targets[e.image] for e in batch]))
             if heads is None:
                 loss = batch_loss(model, *collate(model, batch, table), stage.precision)
             value = loss.item()
