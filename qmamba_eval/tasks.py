@@ -63,6 +63,7 @@ class Task:
     metrics: dict = field(default_factory=dict)  # metric glob -> {"better", "tolerance"?} (first match wins)
     columns: dict = field(default_factory=dict)  # column -> {"type", "optional", "values"} ([columns])
     synthetic_style: str | None = None  # the synthetic data's question style (qmamba_eval/synthetic/styles.py)
+    spotlight: bool = False  # shown alone beside the mean over benchmarks in study figures
     source_file: str = ""
     digest: str = ""  # of the task file's bytes
     overrides: str | None = None  # the built-in task file this one replaces (QMAMBA_TASKS_OVERRIDE=1)
@@ -162,7 +163,8 @@ def parse_task(path: Path) -> Task:
                     headline=list(raw.get("headline", [])), score_max=float(raw.get("score_max", 100.0)),
                     hub=dict(raw.get("hub", {})), options=_options(raw.get("options"), path),
                     metrics=_metrics(raw.get("metrics"), path), columns=parse_columns(raw.get("columns", {}), str(path)),
-                    synthetic_style=(raw.get("synthetic") or {}).get("style"), source_file=str(path),
+                    synthetic_style=(raw.get("synthetic") or {}).get("style"), spotlight=bool(raw.get("spotlight")),
+                    source_file=str(path),
                     digest=hashlib.sha256(data).hexdigest()[:16])
     except KeyError as e:
         raise ValueError(f"task file {path} lacks {e.args[0]!r}") from None

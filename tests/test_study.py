@@ -45,7 +45,7 @@ def test_the_report_reads_train_many_output_and_a_profile(tmp_path, capsys):
     doc = json.loads((tmp_path / "out" / "study.json").read_text())
     assert len(doc["rows"]) == 8 and {r["entry"] for r in doc["rows"]} == {"qmamba-q9", "cobra-t9"}
     q = next(s for s in doc["summary"] if s["entry"] == "qmamba-q9" and s["order"] == "raster")
-    assert q["seeds"] == 2 and q["mean"] == {"mean": 82.0, "min": 80.0, "max": 84.0} and q["pope"]["max"] == 94.0
+    assert q["seeds"] == 2 and q["mean"] == {"mean": 82.0, "min": 80.0, "max": 84.0} and q["spotlight"]["max"] == 94.0 and q["spotlight_task"] == "pope"
     assert [r["system"] for r in doc["latency"]] == ["qmamba-q9", "cobra"]  # the query sweep, not qmamba's N sweep
     md = (tmp_path / "out" / "study.md").read_text()
     assert "| Q-Mamba | 9 | 2 | 82.0 [80.0..84.0] | 92.0 [90.0..94.0] | 77.0 [75.0..79.0] |" in md

@@ -91,7 +91,7 @@ def plot_table(rows, meta, path: Path) -> Path:
 
 def plot_tokens(summary: list, latency: list, path: Path) -> Path:
     """Left: accuracy (mean over benchmarks) against the LLM's visual tokens per system, whiskers = seed min..max;
-    middle: POPE alone; right (when a profile is given): time to first token against the same token counts at real
+    middle: the spotlight task (POPE) alone; right (when a profile is given): time to first token against the same token counts at real
     scale, so reading across gives accuracy per millisecond."""
     import matplotlib
 
@@ -100,7 +100,8 @@ def plot_tokens(summary: list, latency: list, path: Path) -> Path:
 
     panels = 3 if latency else 2
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.4))
-    for ax, key, title in ((axes[0], "mean", "accuracy, mean over benchmarks"), (axes[1], "pope", "POPE accuracy")):
+    spot = next((s["spotlight_task"] for s in summary if s.get("spotlight_task")), "spotlight task")
+    for ax, key, title in ((axes[0], "mean", "accuracy, mean over benchmarks"), (axes[1], "spotlight", f"{spot} accuracy")):
         for family in dict.fromkeys(s["family"] for s in summary):
             pts = sorted((s["tokens"], s[key]) for s in summary
                          if s["family"] == family and s["order"] == "raster" and key in s)

@@ -11,7 +11,8 @@ synthetic test split with the scan-order probe (``run_eval.py train-many --order
   attribute heads read its output) or not.
 
 ``plan(seeds)`` gives the ``train-many`` jobs; ``collect(runs)`` reads what they wrote (one row per run: accuracy
-per benchmark, tokens, seed, probe); ``summarise(rows)`` gives per entry the mean over seeds and the seed range.
+per benchmark, tokens, seed, probe); ``summarise(rows)`` gives per entry the mean over seeds and the seed range, of the
+mean over benchmarks and of the task whose TOML says ``spotlight = true`` (shown alone).
 """
 
 from __future__ import annotations
@@ -69,16 +70,25 @@ def collect(runs: Path) -> list[dict]:
     return rows
 
 
-def summarise(rows: list[dict]) -> list[dict]:
-    """Per entry and order: mean over seeds, min..max, of the mean accuracy and of POPE (when there)."""
+def spotlight_task() -> str | None:
+    """The task shown alone beside the mean (its TOML says ``spotlight = true``)."""
+    from ..tasks import all_tasks
+
+    return next((name for name, t in sorted(all_tasks().items()) if t.spotlight), None)
+
+
+def summarise(rows: list[dict], spotlight: str | None = None) -> list[dict]:
+    """Per entry and order: mean over seeds, min..max, of the mean accuracy and of the spotlight task (when there)."""
+    spotlight = spotlight or spotlight_task()
     out = []
     keys = sorted({(r["entry"], r["order"]) for r in rows}, key=lambda k: (ENTRIES[k[0]][0], ENTRIES[k[0]][1], k[1]))
     for entry, order in keys:
         got = [r for r in rows if r["entry"] == entry and r["order"] == order]
         family, tokens = ENTRIES[entry][:2]
-        row = {"entry": entry, "family": family, "tokens": tokens, "order": order, "seeds": len(got)}
+        row = {"entry": entry, "family": family, "tokens": tokens, "order": order, "seeds": len(got),
+               "spotlight_task": spotlight}
         for label, values in (("mean", [r["mean"] for r in got]),
-                              ("pope", [r["accuracy"]["pope"] for r in got if "pope" in r["accuracy"]])):
+                              ("spotlight", [r["accuracy"][spotlight] for r in got if spotlight in r["accuracy"]])):
             if values:
                 row[label] = {"mean": statistics.mean(values), "min": min(values), "max": max(values)}
         out.append(row)
@@ -86,9 +96,10 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def markdown(summary: list[dict], command: str) -> str:
+    spot = next((s["spotlight_task"] for s in summary if s.get("spotlight_task")), "-")
     lines = ["Accuracy on the synthetic test split (NOT benchmark data), mean over seeds [min..max]; the scan-order "
              "probe's permuted rows beside the raster ones.", f"Made by: `{command}`", "",
-             "| system | LLM visual tokens | seeds | mean (raster) | POPE (raster) | mean (permuted) |",
+             f"| system | LLM visual tokens | seeds | mean (raster) | {spot} (raster) | mean (permuted) |",
              "| --- | --- | --- | --- | --- | --- |"]
 
     def cell(s):
@@ -99,7 +110,7 @@ def markdown(summary: list[dict], command: str) -> str:
         r, p = by.get((entry, "raster"), {}), by.get((entry, "permuted"), {})
         base = r or p
         lines.append(f"| {base['family']} | {base['tokens']} | {base['seeds']} | {cell(r.get('mean'))} | "
-                     f"{cell(r.get('pope'))} | {cell(p.get('mean'))} |")
+                     f"{cell(r.get('spotlight'))} | {cell(p.get('mean'))} |")
     return "\n".join(lines) + "\n"
 
 
