@@ -74,6 +74,8 @@ def main(argv=None) -> int:
     try:
         args = parser_for(command).parse_args(argv)  # the flags of scoring options come from the task files
         logging.getLogger("qmamba_eval").setLevel(args.verbosity)
+        for handler in logging.getLogger().handlers:  # the console says what --verbosity asks (run.log says more)
+            handler.setLevel(args.verbosity)
         return args._run(args)
     except BAD_INPUT as e:
         print(f"error: {e}", file=sys.stderr)
