@@ -216,7 +216,10 @@ def compare(base: dict, cur: dict, tolerances: dict | None = None, require_same_
         if m not in bp:
             rows.append(Row(m, "new", None, cp[m][0], None, "", cp[m][1]))
             continue
-        (bv, better, how), (cv, _, _) = bp[m], cp[m]
+        (bv, better, how), (cv, _, cur_how) = bp[m], cp[m]
+        if how != cur_how:  # a ratio against an absolute figure compares nothing
+            raise ScorecardInputError(f"{m}: the baseline's figure is {how} but the current one's is {cur_how}: "
+                                      "both profiles need their in-run reference figure")
         bv, cv = _finite(m, bv, "baseline"), _finite(m, cv, "current")
         t = _tolerance(m, {}, tol, "timing")
         if not math.isfinite(cv):

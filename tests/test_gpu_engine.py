@@ -91,7 +91,9 @@ def test_prefill_graph_replays_equal_eager_prefill_and_answers_follow():
         embeds, mask = _batch(256, lengths, "cuda", torch.bfloat16)
         pe, pm = left_pad(embeds, mask, padded_length(embeds.shape[1]))
         batch = 4 if len(lengths) > 1 else 1
-        eager = lm.prefill(pe, pm, lm.allocate_inference_cache(batch))
+        full_e, full_m = pe.new_zeros(batch, *pe.shape[1:]), pm.new_zeros(batch, pm.shape[1])
+        full_e[:len(lengths)], full_m[:len(lengths)] = pe, pm  # the graph's rows: the same GEMM shapes
+        eager = lm.prefill(full_e, full_m, lm.allocate_inference_cache(batch))[:len(lengths)]
         cache = lm.allocate_inference_cache(batch)
         replayed = graphs(pe, pm, cache, batch)
         torch.testing.assert_close(replayed, eager, rtol=0, atol=0)  # the same kernels on the same input

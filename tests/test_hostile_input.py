@@ -205,7 +205,7 @@ def test_an_image_replaced_between_a_run_and_its_resume_is_refused(tmp_path, cap
     img.write_bytes(img.read_bytes())  # same path, new content (and time)
     os.utime(img, ns=(img.stat().st_atime_ns, img.stat().st_mtime_ns + 10 ** 9))
     assert main(args) == 2
-    assert "data fingerprint" in err(capsys)
+    assert "image files (modification times)" in err(capsys)
 
 
 def test_duplicate_ids_empty_questions_and_long_prompts(tmp_path, capsys):
@@ -238,3 +238,49 @@ def test_a_broken_task_file_or_config_is_named(tmp_path, capsys, monkeypatch):
     (tmp_path / "c.json").write_text("{nope")
     assert main(["train", "--out", str(tmp_path / "x"), "--config", str(tmp_path / "c.json")]) == 2
     assert f"--config {tmp_path / 'c.json'}: not valid JSON" in err(capsys)
+
+
+# -- found in review: old run folders, copied data, profiles without a reference, over-large synthetic splits ----
+
+
+def test_a_run_folder_of_an_earlier_version_still_resumes(tmp_path):
+    from qmamba_eval.runner import RunConfig, Runner
+
+    cfg = RunConfig(tasks=["gqa"], limit=2, output_dir=str(tmp_path), run_name="old", progress=False, plot=False)
+    Runner(cfg).run()
+    run_json = tmp_path / "old" / "run.json"
+    meta = json.loads(run_json.read_text())
+    del meta["config"]["limit"]  # what an earlier version wrote
+    meta["config"]["options"] = {"gqa_rule": None, "pope_parser": None}
+    run_json.write_text(json.dumps(meta))
+    cfg.limit = None
+    res = Runner(cfg).run()  # the same run: resumed, not refused with an empty list of changes
+    assert res["tasks"]["gqa"]["n_resumed"] == 2
+
+
+def test_copied_data_keeps_its_fingerprint(tmp_path):
+    from qmamba_eval.data.sources import load_docs
+    from qmamba_eval.tasks import get_task
+
+    a = write_data(tmp_path / "a", "gqa", rows_for("gqa", 4))
+    b = tmp_path / "b"
+    b.mkdir()
+    for f in a.parent.iterdir():
+        (b / f.name).write_bytes(f.read_bytes())  # a copy without its timestamps
+    ia, ib = load_docs(get_task("gqa"), str(a))[1], load_docs(get_task("gqa"), str(b / a.name))[1]
+    assert ia.fingerprint == ib.fingerprint and ia.stamp != ib.stamp  # compared equal; a resume still notices
+
+
+def test_a_profile_without_its_reference_is_refused(tmp_path, capsys):
+    with_ref = {"tasks": {}, "profile": {"reference": "r/ttft_ms", "figures": {
+        "r/ttft_ms": {"value": 10.0, "better": "lower"}, "q/tokens_per_s": {"value": 15.0, "better": "higher"}}}}
+    without = {"tasks": {}, "profile": {"reference": None, "figures": {
+        "q/tokens_per_s": {"value": 20.0, "better": "higher"}}}}
+    assert scorecard(tmp_path, with_ref, without) == 2
+    assert "in-run reference" in err(capsys)
+
+
+def test_a_synthetic_test_split_larger_than_its_default_is_refused(tmp_path, capsys):
+    assert main(["--tasks", "gqa", "--data", "synthetic:test:train", "--output-dir", str(tmp_path),
+                 "--no-progress"]) == 2
+    assert "would share scenes" in err(capsys)

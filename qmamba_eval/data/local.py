@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..tasks import Task
-from ..readers.files import DataInfo, HubRows, files_digest, read_jsonl
+from ..readers.files import DataInfo, HubRows, files_digest, images_stamp, read_jsonl
 
 
 def _jsonl(task: Task, path: Path):
@@ -25,7 +25,8 @@ def _jsonl(task: Task, path: Path):
         converted = task.hooks.rows_from_file(rows, path)
         if converted is not None:
             rows = converted
-    return rows, DataInfo(str(path), files_digest(path, rows=rows, root=path.parent), len(rows))
+    return rows, DataInfo(str(path), files_digest(path, rows=rows, root=path.parent), len(rows),
+                          stamp=images_stamp(rows, path.parent))
 
 
 def _parquet(path: Path):
@@ -69,4 +70,6 @@ def load(task: Task, path: Path):
     except (KeyError, TypeError, AttributeError, IndexError) as e:  # a file of the layout holds something else
         raise ValueError(f"--data {path}: not readable as the {task.name} official layout: a file there holds "
                          f"something else ({type(e).__name__}: {e})") from None
-    return rows, DataInfo(str(path), files_digest(*files, rows=rows, root=path if path.is_dir() else path.parent), len(rows))  # content, not where they lie
+    root = path if path.is_dir() else path.parent
+    return rows, DataInfo(str(path), files_digest(*files, rows=rows, root=root), len(rows),  # content, not where
+                          stamp=images_stamp(rows, root))

@@ -168,7 +168,3 @@ def save_model(model: nn.Module, folder) -> Path:
     save_file(state, str(folder / WEIGHTS_FILE))
     (folder / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2, sort_keys=True))
     return folder
-
-
-def read_config(folder) -> dict:
-    return json.loads((Path(folder) / CONFIG_FILE).read_text())

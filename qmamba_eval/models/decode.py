@@ -44,15 +44,17 @@ class Slot:
         self.t.add_(1)
 
     def _capture(self, pool):
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm-up: Triton compilation, cuBLAS handles
-            for _ in range(2):
+        with torch.cuda.device(self.ids.device):  # the model's GPU, whichever is current
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up: Triton compilation, cuBLAS handles
+                for _ in range(2):
+                    self._body()
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            # thread-local: the data loader's pin-memory thread may call CUDA while this captures
+            with torch.cuda.graph(self.graph, pool=pool, capture_error_mode="thread_local"):
                 self._body()
-        torch.cuda.current_stream().wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, pool=pool):
-            self._body()
 
     def step(self):
         if self.graph is not None:
@@ -80,6 +82,8 @@ class GreedyDecoder:
         slot = self.slots.get(key)
         if slot is None or slot.capacity < max_new:
             cap = max(max_new, 32, slot.capacity * 2 if slot else 0)
+            if slot is not None and self.prefill_graphs is not None:
+                self.prefill_graphs.forget(slot.cache)  # its graphs write the cache that is going away
             slot = Slot(self.lm, b, total_len, cap, self.eos, self.device, self.graphs, self.pool)
             self.slots[key] = slot
             self.graph_captures += int(self.graphs)
@@ -89,6 +93,8 @@ class GreedyDecoder:
     def generate(self, embeds, mask, max_new_tokens: int) -> list[list[int]]:
         """embeds (n, l, d), mask (n, l) -> per row the greedy tokens before EOS (at most max_new_tokens)."""
         n, l = embeds.shape[:2]
+        if mask is None:  # no padding
+            mask = torch.ones(n, l, dtype=torch.long, device=embeds.device)
         if max_new_tokens <= 0:
             return [[] for _ in range(n)]
         graphed = self.prefill_graphs is not None and self.prefill_graphs.fits(bucket(n), l)

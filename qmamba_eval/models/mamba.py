@@ -151,7 +151,8 @@ class MambaMixer(nn.Module):
         ``pad`` (b*l, 1) in hidden's dtype: 1 at left padding (the caller zeroed those embeddings); None when no
         row is padded. ``conv_state`` (b, d_inner, d_conv) / ``ssm_state`` (b, d_inner, n): filled with the final
         states when given (a prefill before decoding)."""
-        if self.kernels.fused_scan and not (torch.is_grad_enabled() and self.in_proj.weight.requires_grad):
+        if self.kernels.fused_scan and not (torch.is_grad_enabled() and
+                                            (hidden.requires_grad or self.in_proj.weight.requires_grad)):
             return self._forward_channel_last(hidden, pad, conv_state, ssm_state)  # (no backward: not for training)
         b, l, d = hidden.shape
         k, r, n, di = self.kernels, self.dt_rank, self.d_state, self.d_inner

@@ -25,6 +25,7 @@ def padded_length(length: int) -> int:
 @dataclass
 class _Captured:
     graph: torch.cuda.CUDAGraph
+    cache: object  # the cache it writes: held, so its memory (and its id) cannot be reused while the graph lives
     embeds: torch.Tensor  # (b, L, d) static input
     mask: torch.Tensor  # (b, L)
     logits: torch.Tensor  # (b, V) static output
@@ -37,6 +38,11 @@ class PrefillGraphs:
         self.pool = torch.cuda.graph_pool_handle()  # apart from the decode graphs' pool
         self.captures = 0
 
+    def forget(self, cache) -> None:
+        """Drop the graphs that write ``cache`` (the decoder replaced its slot)."""
+        for key in [k for k, e in self.entries.items() if e.cache is cache]:
+            del self.entries[key]
+
     def fits(self, batch: int, length: int) -> bool:
         return batch * padded_length(length) <= self.max_tokens
 
@@ -44,7 +50,7 @@ class PrefillGraphs:
         """embeds (n, L, d), mask (n, L) already left-padded to ``padded_length``; ``batch`` = the cache's rows
         (the batch bucket) -> last logits (n, V). Rows n..batch of the cache receive padding-only rows."""
         n, length, d = embeds.shape
-        key = (batch, length, id(cache))
+        key = (batch, length, id(cache))  # the entry holds the cache: its id stays its own
         entry = self.entries.get(key)
         if entry is None:
             entry = self.entries[key] = self._capture(batch, length, d, embeds.dtype, mask.dtype, cache)
@@ -60,17 +66,19 @@ class PrefillGraphs:
         embeds = torch.zeros(batch, length, d, device=device, dtype=dtype)
         mask = torch.zeros(batch, length, device=device, dtype=mask_dtype)
         mask[:, -1] = 1  # warm-up on a sequence of one token
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm-up: Triton compilation, cuBLAS handles, cached constants
-            for _ in range(2):
-                self.lm.prefill(embeds, mask, cache)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
-            logits = self.lm.prefill(embeds, mask, cache)
+        with torch.cuda.device(device):  # the model's GPU, whichever is current
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up: Triton compilation, cuBLAS handles, cached constants
+                for _ in range(2):
+                    self.lm.prefill(embeds, mask, cache)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            # thread-local: the data loader's pin-memory thread may call CUDA while this captures
+            with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
+                logits = self.lm.prefill(embeds, mask, cache)
         self.captures += 1
-        return _Captured(graph, embeds, mask, logits)
+        return _Captured(graph, cache, embeds, mask, logits)
 
 
 def left_pad(embeds, mask, length: int):

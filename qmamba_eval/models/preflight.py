@@ -47,7 +47,10 @@ def check_config(config, where: str) -> None:
     elif config.llm == "llama":
         from transformers import LlamaConfig
 
-        known = LlamaConfig().to_dict()
+        known = LlamaConfig().to_dict()  # plus what its constructor takes and folds in (rope_theta, ...)
+        known.update({k: None for k in inspect.signature(LlamaConfig.__init__).parameters if k not in ("self", "kwargs")})
+        known.update({k: None for k in ("rope_theta", "rope_scaling", "rope_parameters", "torch_dtype", "dtype",
+                                        "transformers_version", "architectures", "model_type")})
     else:
         raise ValueError(f"{where}: llm {config.llm!r} is unknown; use 'mamba' or 'llama'")
     for key, value in config.llm_config.items():
@@ -55,6 +58,8 @@ def check_config(config, where: str) -> None:
             raise ValueError(f"{where}: llm_config key {key!r} is not a {config.llm} config key (it would be "
                              f"ignored).{suggest(key, known)}")
         default = known[key]
+        if default is None or key.endswith("_token_id"):  # several types are valid (None, int, a list of ids)
+            continue
         if isinstance(default, bool) != isinstance(value, bool) or (
                 isinstance(default, int) and not isinstance(default, bool) and not isinstance(value, int)):
             raise ValueError(f"{where}: llm_config {key} = {value!r}: expected {type(default).__name__}")

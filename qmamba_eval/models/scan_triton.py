@@ -28,6 +28,7 @@ on CPU tensors (the tests do).
 from __future__ import annotations
 
 import functools
+from contextlib import nullcontext as _nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -192,11 +193,12 @@ def selective_scan_channel_last(u, dt, A, B, C, D, z, dt_bias, starts=None, *, b
         return y, last.zero_()
     block_d = block_d or launch_config(b, d, n, u.device)
     grid = (-(-d // block_d), b)
-    _kernel()[grid](u, dt, z, B, C, A, D, dt_bias, starts, y, last, l, d,
-                    u.stride(0), u.stride(1), dt.stride(0), dt.stride(1), z.stride(0), z.stride(1),
-                    B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
-                    y.stride(0), y.stride(1), N=n, BLOCK_D=block_d, num_warps=warps_for(block_d),
-                    enable_fp_fusion=True)  # multiply-adds fused (Triton 3.10 stops doing it by default)
+    with torch.cuda.device(u.device) if u.is_cuda else _nullcontext():  # the tensors' GPU, whichever is current
+        _kernel()[grid](u, dt, z, B, C, A, D, dt_bias, starts, y, last, l, d,
+                        u.stride(0), u.stride(1), dt.stride(0), dt.stride(1), z.stride(0), z.stride(1),
+                        B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
+                        y.stride(0), y.stride(1), N=n, BLOCK_D=block_d, num_warps=warps_for(block_d),
+                        enable_fp_fusion=True)  # multiply-adds fused (Triton 3.10 stops doing it by default)
     return y, last
 
 

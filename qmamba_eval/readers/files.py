@@ -20,6 +20,7 @@ class DataInfo:
     is_sample: bool = False
     image_root: str | None = None
     notes: list = field(default_factory=list)
+    stamp: str | None = None  # the image files' modification times (a resume check; not part of the fingerprint)
 
     def to_dict(self) -> dict:
         return {"source": self.source, "fingerprint": self.fingerprint, "n_total": self.n_total,
@@ -71,24 +72,41 @@ def read_json(path: Path):
         raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
+def _image_stats(rows, root) -> list:
+    """(name relative to ``root``, size, mtime) of every distinct image file the rows name, without reading them."""
+    out, seen = [], set()
+    for r in rows or []:
+        value = r.get("image") if isinstance(r, dict) else None
+        if isinstance(value, (str, Path)) and str(value) not in seen:
+            seen.add(str(value))
+            name = os.path.relpath(value, root) if root is not None else Path(value).name  # not where it lies
+            try:
+                st = Path(value).stat()
+                out.append((name, st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append((name, -1, -1))
+    return out
+
+
 def files_digest(*files: Path, rows=None, root=None) -> str:
-    """Fingerprint of the files' names and content (not where they lie); with ``rows``, also the size and
-    modification time of every image file the rows name (an image replaced at the same path changes it, and a
-    resume on it is refused), without reading the images."""
+    """Fingerprint of the files' names and content, and with ``rows`` the names and sizes of the image files they
+    name: content, not where it lies nor when it was copied (a copy elsewhere fingerprints the same)."""
     h = hashlib.sha256()
     for f in files:
         h.update(Path(f).name.encode())
         h.update(Path(f).read_bytes())
-    for r in rows or []:
-        value = r.get("image") if isinstance(r, dict) else None
-        if isinstance(value, (str, Path)):
-            name = os.path.relpath(value, root) if root is not None else Path(value).name  # not where it lies
-            try:
-                st = Path(value).stat()
-                h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-            except OSError:
-                h.update(f"{name}\0missing\0".encode())
+    for name, size, _ in _image_stats(rows, root):
+        h.update(f"{name}\0{size}\0".encode())
     return h.hexdigest()[:16]
+
+
+def images_stamp(rows, root=None) -> str | None:
+    """The image files' modification times, digested: an image replaced in place (same name, maybe the same size)
+    changes it, so a resume on it is refused (run.json), while copies of the data still compare (results.json)."""
+    stats = _image_stats(rows, root)
+    if not stats:
+        return None
+    return hashlib.sha256(repr(sorted(stats)).encode()).hexdigest()[:16]
 
 
 FULL_HASH_MAX = 1 << 30  # files up to 1 GiB are hashed whole

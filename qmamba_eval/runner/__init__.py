@@ -7,8 +7,8 @@ Layout of a run folder (``<output-dir>/<run-name>/``):
 * ``results.json``        -- metrics per task and split with everything needed to compare runs later
                              (``scoring.py``)
 
-Lines are appended and fsync-ed batch by batch, so a crash or Ctrl-C loses at most the batch in flight and
-re-running the same command resumes where it stopped. ``Runner`` only orchestrates these parts, and the ranks of
+Lines are appended and fsync-ed batch by batch, so a crash or Ctrl-C loses little, and re-running the same command resumes where it stopped (a crash loses at most the two batches in flight: one being
+answered, one being written). ``Runner`` only orchestrates these parts, and the ranks of
 a torchrun run (``distributed.py``).
 """
 

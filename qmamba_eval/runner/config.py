@@ -21,7 +21,7 @@ class RunConfig:
     batch_size: int = 8
     device: str = "cpu"
     dtype: str | None = None
-    backend: str = "auto"  # kernels (models/ops.py): auto | reference | mamba_ssm
+    backend: str = "auto"  # kernels (models/ops.py): auto | reference | mamba_ssm | fused
     output_dir: str = "results/runs"
     run_name: str | None = None
     seed: int = 0
@@ -46,10 +46,15 @@ class RunConfig:
         keep = ("model", "checkpoint", "tokenizer", "data", "limit", "device", "dtype", "backend", "seed", "prompt",
                 "splits", "options", "max_new_tokens", "answer_mode")
         out = {k: getattr(self, k) for k in keep}
+        out["options"] = {k: v for k, v in self.options.items() if v is not None}  # only what was asked for
         for k, default in (("token_order", "raster"), ("vision_weights", {}), ("model_args", {})):
             if getattr(self, k) != default:  # recorded when used
                 out[k] = getattr(self, k)
         return out
+
+    def identity_defaults(self) -> dict:
+        """The identity of a default configuration, for keys an older run.json does not have."""
+        return {**self.identity(), "token_order": "raster", "vision_weights": {}, "model_args": {}, "limit": None}
 
     def default_run_name(self) -> str:
         """``<model>-<data>-s<seed>[-n<limit>]-<digest of the identity>``; a model folder named ``model`` (what

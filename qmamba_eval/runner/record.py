@@ -33,8 +33,10 @@ class RunRecord:
         from ..readers.files import weights_digest
 
         cfg = self.config
-        return {k: weights_digest(v) for k, v in (("model", cfg.model), ("checkpoint", cfg.checkpoint),
-                                                   ("tokenizer", cfg.tokenizer)) if weights_digest(v) is not None}
+        paths = [("model", cfg.model), ("checkpoint", cfg.checkpoint), ("tokenizer", cfg.tokenizer)]
+        paths += [(f"vision_weights.{k}", v) for k, v in sorted((cfg.vision_weights or {}).items())]
+        digests = {k: weights_digest(v) for k, v in paths}
+        return {k: d for k, d in digests.items() if d is not None}
 
     def open(self, task_versions: dict) -> dict:
         """Check the folder holds this run (or nothing yet) and write run.json, keeping earlier tasks' entries."""
@@ -63,20 +65,27 @@ class RunRecord:
             return
         if not isinstance(old, dict):
             raise RuntimeError(f"{self.run_dir} holds a run record without options; {FIX}")
-        changed = [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new))
-                   if old.get(k) != new.get(k)]
-        raise RuntimeError(f"{self.run_dir} holds a different run: {'; '.join(changed)}; {FIX}")
+        if isinstance(old.get("options"), dict):  # earlier versions wrote every scoring option, unset ones as null
+            old = {**old, "options": {k: v for k, v in old["options"].items() if v is not None}}
+        defaults = type(self.config)(tasks=[]).identity_defaults()  # a key written by no older version: its default
+        changed = [f"{k} ({old.get(k, defaults.get(k))!r} -> {new.get(k, defaults.get(k))!r})"
+                   for k in sorted(set(old) | set(new)) if old.get(k, defaults.get(k)) != new.get(k, defaults.get(k))]
+        if changed:
+            raise RuntimeError(f"{self.run_dir} holds a different run: {'; '.join(changed)}; {FIX}")
 
     def check_task_inputs(self, task, info, template: str, samples_path: Path) -> None:
         """Resume only on the same data (fingerprint) and prompt template as the samples already there; record
         them in run.json."""
         meta = self.read() or {}
         now = {"data_fingerprint": info.fingerprint, "data_source": info.source, "prompt_template": template}
+        if info.stamp:  # the image files' modification times: replaced in place since the samples were written?
+            now["images_stamp"] = info.stamp
         old = (meta.get("task_inputs") or {}).get(task.name)
         if old and samples_path.is_file() and samples_path.stat().st_size > 0:
-            what = [f"{label} ({old.get(k)!r} -> {now[k]!r})" for k, label in
-                    (("data_fingerprint", "data fingerprint"), ("prompt_template", "prompt template"))
-                    if old.get(k) != now[k]]
+            what = [f"{label} ({old.get(k)!r} -> {now.get(k)!r})" for k, label in
+                    (("data_fingerprint", "data fingerprint"), ("prompt_template", "prompt template"),
+                     ("images_stamp", "image files (modification times) of the data"))
+                    if k in old and old.get(k) != now.get(k)]
             if what:
                 raise RuntimeError(f"{self.run_dir}: task {task.name} changed since its samples were written: "
                                    f"{'; '.join(what)}; its samples cannot be resumed: use another --run-name or "

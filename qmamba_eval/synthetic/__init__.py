@@ -106,6 +106,9 @@ def generate(split: str = "test", seed: int = 0, scale: Optional[str | tuple] = 
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
     counts = SCALES[scale or split] if not isinstance(scale, (tuple, list)) else tuple(scale)
+    if split != SPLITS[-1] and any(c > d for c, d in zip(counts, SCALES[split])):
+        raise ValueError(f"the {split} split has at most {SCALES[split]} scenes (shapes, signs, sums); a larger "
+                         f"scale {counts} would share scenes with the splits drawn after it")
     taken: set = set()
     for earlier in SPLITS[:SPLITS.index(split)]:  # drawn as they are drawn themselves: they fill ``taken``
         _draw_scenes(earlier, seed, SCALES[earlier], taken, render=False)

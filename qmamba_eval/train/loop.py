@@ -134,9 +134,6 @@ class Trainer:
         self.folder = TrainFolder(self.out, resume)
         self.history: list[dict] = []
 
-    def _say(self, text: str) -> None:
-        self.folder.say(text)
-
     def _save(self, model, stage: int, step: int, opt, sched, heads=None) -> None:
         self.folder.save(model, {"stage": stage, "step": step, "history": self.history,
                                  "heads": heads.state_dict() if heads is not None else None,
@@ -151,7 +148,7 @@ class Trainer:
 
     def _run(self, stop_after):
         cfg = self.cfg
-        self._last, self._stopped, self._done = (-1, 0), False, 0
+        self._last, self._stopped, self._done, self._consistent = (-1, 0), False, 0, True
         self.out.mkdir(parents=True, exist_ok=True)
         self.folder.check_config(self.cfg.to_dict())
         torch.manual_seed(cfg.seed)
@@ -163,7 +160,7 @@ class Trainer:
         data = synthetic.generate("train", seed=cfg.data_seed, scale=cfg.data_scale)
         features = pixels = None  # frozen-tower features (per stage: the tower may have trained before) / pixels
         n_params = {p: sum(x.numel() for x in getattr(model, p).parameters()) for p in PARTS}
-        self._say(f"model {model.config.name}: parameters {n_params}; data: synthetic train split "
+        self.folder.say(f"model {model.config.name}: parameters {n_params}; data: synthetic train split "
                   f"(seed {cfg.data_seed}, {len(data.scenes)} scenes)")
         for si, stage in enumerate(cfg.stages):
             if si < start_stage:
@@ -185,7 +182,7 @@ class Trainer:
                 sched.load_state_dict(state["scheduler"])
                 step = start_step
             trainable = sum(p.numel() for p in params)
-            self._say(f"stage {si} {stage.name}: trains {list(stage.train)} ({trainable} parameters), "
+            self.folder.say(f"stage {si} {stage.name}: trains {list(stage.train)} ({trainable} parameters), "
                       f"{len(examples)} {stage.data} examples, {total} steps of {stage.batch_size}, lr {stage.lr}")
             from tqdm import tqdm
 
@@ -195,7 +192,8 @@ class Trainer:
                 self._steps(model, stage, si, step, total, per_epoch, examples, features, pixels, heads, targets,
                             params, opt, sched, bar, stop_after)
             except KeyboardInterrupt:  # keep what was learnt: a checkpoint where it stopped, then stop
-                if self._last[0] == si and (start_step if si == start_stage else 0) < self._last[1] < total:
+                if self._consistent and self._last[0] == si and \
+                        (start_step if si == start_stage else 0) < self._last[1] < total:
                     self._save(model, si, self._last[1], opt, sched, heads)
                 raise
             if self._stopped:
@@ -233,24 +231,25 @@ class Trainer:
             if stage.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, stage.grad_clip)
             lr = opt.param_groups[0]["lr"]
+            self._consistent = False  # between these lines a Ctrl-C would save weights of no recorded step
             opt.step()
             sched.step()
             step += 1
             self._done += 1
-            self._last = (si, step)
+            self._last, self._consistent = (si, step), True
             self.history.append({"stage": si, "stage_name": stage.name, "step": step, "loss": value, "lr": lr})
             bar.update(1)
             bar.set_postfix(loss=f"{value:.3f}")
             if step % 50 == 0 or step == total:
                 recent = [h["loss"] for h in self.history[-50:] if h["stage"] == si]
-                self._say(f"stage {si} step {step}/{total} loss {sum(recent) / len(recent):.4f} lr {lr:.2e}")
+                self.folder.say(f"stage {si} step {step}/{total} loss {sum(recent) / len(recent):.4f} lr {lr:.2e}")
             if step == total:
                 self._save(model, si + 1, 0, None, None)
             elif step % cfg.save_every == 0 or (stop_after is not None and self._done >= stop_after):
                 self._save(model, si, step, opt, sched, heads)
             if stop_after is not None and self._done >= stop_after:
                 bar.close()
-                self._say(f"stopped after {self._done} steps (stop_after)")
+                self.folder.say(f"stopped after {self._done} steps (stop_after)")
                 self._stopped = True
                 return
 
@@ -276,7 +275,7 @@ class Trainer:
                    "parameters": sum(p.numel() for p in model.parameters()),
                    "note": "trained on the synthetic train split only (qmamba_eval.synthetic)"}
         (folder / "training.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-        self._say(f"done: {folder} (exported as {self.cfg.export_dtype}); final losses {summary['final_loss']}")
+        self.folder.say(f"done: {folder} (exported as {self.cfg.export_dtype}); final losses {summary['final_loss']}")
 
 
 class PixelTable:
