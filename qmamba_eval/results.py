@@ -197,13 +197,14 @@ def answers_digest(samples: list[dict]) -> str:
 
 
 def load_results(path) -> dict:
-    """A ``results.json`` (or the folder holding one) that has ``tasks`` (each with a ``metrics`` table) or
+    """A ``results.json`` or ``profile.json`` (or the folder holding one) that has ``tasks`` (each with a ``metrics`` table) or
     ``profile``."""
     p = Path(path)
     if p.is_dir():
-        p = p / "results.json"
+        p = next((p / n for n in ("results.json", "profile.json") if (p / n).is_file()), p / "results.json")
     if not p.is_file():
-        raise ResultsInputError(f"{path}: no results.json there")
+        raise ResultsInputError(f"{path}: no such file" if not Path(path).exists() else
+                                f"{path}: no results.json or profile.json there")
     try:
         doc = json.loads(p.read_text())
     except json.JSONDecodeError as e:

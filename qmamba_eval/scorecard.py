@@ -58,7 +58,8 @@ class Row:
 
 def metric_spec(metric: str, *docs) -> dict:
     """``{"better", "tolerance"?}`` of ``<task>/<metric>`` from the task file's ``[metrics]`` table: as recorded in
-    the documents (current first), else the installed task's, else the default (a score: higher is better)."""
+    the documents (the baseline's first: it is the gate's contract), else the installed task's, else the default
+    (a score: higher is better)."""
     task, _, leaf = metric.partition("/")
     table = next((d["tasks"][task].get("report", {}).get("metrics") for d in docs
                   if (d["tasks"].get(task) or {}).get("report", {}).get("metrics")), None)
@@ -95,9 +96,28 @@ def _kind(doc: dict) -> str:
     return "profile" if doc.get("profile") and not doc.get("tasks") else "evaluation"
 
 
+def check_specs(doc: dict, role: str) -> None:
+    """The metric directions and tolerances a document records (its tasks' ``[metrics]``) are well formed."""
+    from .tasks import DIRECTIONS
+
+    for name, t in (doc.get("tasks") or {}).items():
+        table = (t.get("report") or {}).get("metrics") if isinstance(t, dict) else None
+        for pattern, spec in (table or {}).items():
+            where = f"the {role} document: tasks.{name}.report.metrics[{pattern!r}]"
+            if not isinstance(spec, dict) or spec.get("better") not in DIRECTIONS:
+                raise ScorecardInputError(f"{where}: better must be one of {', '.join(DIRECTIONS)}, got {spec!r}")
+            tol = spec.get("tolerance")
+            if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float))
+                                    or not math.isfinite(tol) or tol < 0):
+                raise ScorecardInputError(f"{where}: tolerance must be a finite number >= 0, got {tol!r}")
+
+
 def check_comparable(base: dict, cur: dict, allow_mismatch: bool) -> list[str]:
-    """Same kind of document; per shared task the same data, version, sample count, prompt and options; for
-    profiles the same device, dtype and systems. Returns the problems found (refused unless allowed)."""
+    """Same kind of document; per shared task the same data, version, sample count, prompt, options and metric
+    directions; for profiles the same device, dtype and systems. Returns the problems found (refused unless
+    allowed)."""
+    check_specs(base, "baseline")
+    check_specs(cur, "current")
     if _kind(base) != _kind(cur):
         raise ScorecardInputError(f"the baseline is {'a' if _kind(base) == 'profile' else 'an'} {_kind(base)} and "
                                   f"the current document {'a' if _kind(cur) == 'profile' else 'an'} {_kind(cur)}: "
@@ -109,7 +129,8 @@ def check_comparable(base: dict, cur: dict, allow_mismatch: bool) -> list[str]:
                            ("task version", lambda t: t.get("version")),
                            ("sample count", lambda t: t.get("n_samples")),
                            ("prompt variant", lambda t: t.get("prompt_variant")),
-                           ("scoring options", lambda t: t.get("options"))):
+                           ("scoring options", lambda t: t.get("options")),
+                           ("metric direction table", lambda t: (t.get("report") or {}).get("metrics"))):
             if get(b) != get(c):
                 problems.append(f"{name}: {label} differs (baseline {get(b)!r}, current {get(c)!r})")
     if _kind(base) == "profile":
@@ -124,16 +145,25 @@ def check_comparable(base: dict, cur: dict, allow_mismatch: bool) -> list[str]:
     return problems
 
 
-def _profile_ratios(doc: dict) -> dict:
+def _profile_ratios(doc: dict, role: str) -> dict:
     prof = doc.get("profile") or {}
     figs = prof.get("figures") or {}
     ref = prof.get("reference")
     ref_value = (figs.get(ref) or {}).get("value") if ref else None
+    if ref and (isinstance(ref_value, bool) or not isinstance(ref_value, (int, float)) or not ref_value > 0
+                or not math.isfinite(ref_value)):
+        raise ScorecardInputError(f"the {role} profile's reference figure {ref} is {ref_value!r}: a reference is a "
+                                  "measured time or rate, finite and > 0 (re-run the profile)")
     out = {}
     for name, f in figs.items():
         v = f.get("value")
         if name == ref or isinstance(v, bool) or not isinstance(v, (int, float)):
             continue
+        if v < 0:
+            raise ScorecardInputError(f"the {role} profile's figure {name} is {v}: times, rates and sizes are >= 0")
+        if f.get("better") not in ("higher", "lower", "none", None):
+            raise ScorecardInputError(f"the {role} profile's figure {name}: better is {f.get('better')!r}; expected "
+                                      "higher, lower or none")
         better = f.get("better") if f.get("better") in ("higher", "lower") else "none"
         if ref_value and math.isfinite(ref_value):
             out[f"profile/{name}"] = (v / ref_value, better, f"ratio to {ref}")
@@ -189,7 +219,7 @@ def compare(base: dict, cur: dict, tolerances: dict | None = None, require_same_
         if m.endswith("/answers"):
             better = "same"
         else:
-            better = metric_spec(m, cur, base)["better"]
+            better = metric_spec(m, base, cur)["better"]
         if m not in c:
             rows.append(Row(m, "missing", b[m], None, None, "", better))
             continue
@@ -201,14 +231,14 @@ def compare(base: dict, cur: dict, tolerances: dict | None = None, require_same_
             rows.append(Row(m, status, b[m], c[m], None, "identical", "same"))
             continue
         bv, cv = _finite(m, b[m], "baseline"), _finite(m, c[m], "current")
-        t = _tolerance(m, metric_spec(m, cur, base), tol, "score")
+        t = _tolerance(m, metric_spec(m, base, cur), tol, "score")
         if not math.isfinite(cv):
             rows.append(Row(m, "regressed", bv, cv, None, "non-finite", better, t))
             continue
         rows.append(Row(m, _judge(cv - bv, 0.0 if better == "same" else t, better), bv, cv, cv - bv,
                         f"±{t:g} abs", better, t))
 
-    bp, cp = _profile_ratios(base), _profile_ratios(cur)
+    bp, cp = _profile_ratios(base, "baseline"), _profile_ratios(cur, "current")
     for m in sorted(set(bp) | set(cp)):
         if m not in cp:
             rows.append(Row(m, "missing", bp[m][0], None, None, "", bp[m][1]))
@@ -227,10 +257,18 @@ def compare(base: dict, cur: dict, tolerances: dict | None = None, require_same_
             continue
         rel = (cv - bv) / bv if bv else (0.0 if cv == bv else math.inf)
         rows.append(Row(m, _judge(rel, t, better), bv, cv, rel, f"±{100 * t:g}% rel, {how}", better, t))
-    if not any(r.status not in ("missing", "new") for r in rows):
+    if not any(r.status not in ("missing", "new") and not r.metric.endswith("/answers") for r in rows):
         raise ScorecardInputError("nothing compared: the documents share no metric (baseline: "
                                   f"{_what(base)}; current: {_what(cur)})")
     return rows
+
+
+def doc_warnings(doc: dict) -> list[str]:
+    """What the run itself said a reader must know (RANDOM weights, unreadable images, ...)."""
+    out = [str(w) for w in doc.get("warnings") or [] if w]
+    for name, t in sorted((doc.get("tasks") or {}).items()):
+        out += [f"{name}: {w}" for w in (t.get("warnings") or []) if w] if isinstance(t, dict) else []
+    return out
 
 
 def _what(doc: dict) -> str:
@@ -246,7 +284,22 @@ def verdict(rows: list[Row], fail_on_missing: bool) -> dict:
 
 
 def baseline_from(cur: dict, old: dict | None) -> dict:
-    """A baseline document: the current results, keeping the old baseline's tolerances."""
+    """A baseline document: the current results, keeping the old baseline's tolerances. Refused: a document with
+    nothing to compare or a non-finite value, or one of another kind than the baseline it replaces."""
+    check_specs(cur, "current")
+    values = {**_flat(cur), **{m: v for m, (v, _, _) in _profile_ratios(cur, "current").items()}}
+    numbers = {m: v for m, v in values.items() if not m.endswith("/answers")}
+    if not numbers:
+        raise ScorecardInputError("--update-baseline: the current document has no metric to compare later "
+                                  f"({_what(cur)})")
+    bad = [m for m, v in numbers.items() if not math.isfinite(_finite(m, v, "current"))]
+    if bad:
+        raise ScorecardInputError(f"--update-baseline: the current document has non-finite values ({', '.join(bad[:5])}"
+                                  "): a baseline holds finite numbers; fix the run first")
+    if old is not None and _kind(old) != _kind(cur):
+        raise ScorecardInputError(f"--update-baseline: the baseline file holds {'a' if _kind(old) == 'profile' else 'an'} "
+                                  f"{_kind(old)} and the current document is {'a' if _kind(cur) == 'profile' else 'an'} "
+                                  f"{_kind(cur)}; write it to another --baseline file")
     keep = ("schema", "tasks", "profile", "model", "run", "environment", "device", "dtype", "tiny", "systems")
     doc = {k: cur[k] for k in keep if k in cur}
     doc["scorecard"] = (old or {}).get("scorecard", {"tolerances": dict(DEFAULT_TOLERANCES)})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import string
 import tomllib
 import warnings
@@ -25,6 +26,7 @@ from .hooks import Hooks, load_hooks
 from .readers.columns import parse_columns
 from .registry import lookup
 
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 DIRECTIONS = ("higher", "lower", "none", "same")  # "none": reported when it changes; "same": must not change
 
 
@@ -125,6 +127,9 @@ def task_options(task: Task, given: dict) -> dict:
 def _options(raw: dict, path: Path) -> dict:
     out = {}
     for name, spec in (raw or {}).items():
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise ValueError(f"task file {path}: [options.{name}]: an option name is lower-case letters, digits "
+                             "and '_' (it becomes a command-line flag)")
         spec = dict(spec) if isinstance(spec, dict) else {"default": spec}
         if "default" not in spec:
             raise ValueError(f"task file {path}: [options.{name}] has no default")
@@ -156,7 +161,13 @@ def parse_task(path: Path) -> Task:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"task file {path} is not valid TOML: {e}") from None
     try:
-        task = Task(name=raw["name"], version=str(raw["metadata"]["version"]), hooks=load_hooks(raw["hooks"]),
+        hooks = load_hooks(raw["hooks"])
+    except KeyError as e:
+        raise ValueError(f"task file {path} lacks {e.args[0]!r}") from None
+    except ValueError as e:
+        raise ValueError(f"task file {path}: {e}") from None
+    try:
+        task = Task(name=raw["name"], version=str(raw["metadata"]["version"]), hooks=hooks,
                     prompts=dict(raw["prompts"]), required_columns=list(raw["required_columns"]),
                     description=raw.get("description", ""), max_new_tokens=int(raw.get("max_new_tokens", 16)),
                     split_column=raw.get("split_column"), answer_options=list(raw.get("answer_options", [])),
@@ -168,6 +179,20 @@ def parse_task(path: Path) -> Task:
                     digest=hashlib.sha256(data).hexdigest()[:16])
     except KeyError as e:
         raise ValueError(f"task file {path} lacks {e.args[0]!r}") from None
+    _check_fields(task, path)
+    return task
+
+
+def _check_fields(task: Task, path: Path) -> None:
+    if not isinstance(task.name, str) or not NAME.fullmatch(task.name):
+        raise ValueError(f"task file {path}: name {task.name!r} must be letters, digits, '_', '.' or '-' (it is "
+                         "used in --tasks lists, flags and file names)")
+    if task.max_new_tokens < 1:
+        raise ValueError(f"task file {path}: max_new_tokens = {task.max_new_tokens}: must be at least 1")
+    known = set(task.required_columns) | set(task.columns)
+    if task.split_column and task.split_column not in known:
+        raise ValueError(f"task file {path}: split_column {task.split_column!r} is not one of its columns "
+                         f"({', '.join(sorted(known))})")
     if "default" not in task.prompts:
         raise ValueError(f"task file {path} has no 'default' prompt")
     for name, tpl in task.prompts.items():
@@ -175,7 +200,6 @@ def parse_task(path: Path) -> Task:
             list(string.Formatter().parse(tpl))
         except ValueError as e:
             raise ValueError(f"task file {path}: prompt {name!r} is not a valid template ({e})") from None
-    return task
 
 
 def _task_dirs() -> list[Path]:

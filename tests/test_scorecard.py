@@ -105,7 +105,7 @@ def test_malformed_files(tmp_path):
     (tmp_path / "nom.json").write_text(json.dumps({"tasks": {"pope": {"version": 1}}}))
     with pytest.raises(ScorecardInputError, match="no 'metrics'"):
         load_results(tmp_path / "nom.json")
-    with pytest.raises(ScorecardInputError, match="no results.json"):
+    with pytest.raises(ScorecardInputError, match="no such file"):
         load_results(tmp_path / "nowhere")
 
 

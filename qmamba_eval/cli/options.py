@@ -115,6 +115,10 @@ def add_scoring_options(p: argparse.ArgumentParser) -> None:
     declared: dict = {}
     for task in all_tasks().values():
         for name, spec in task.options.items():
+            flag = "--" + name.replace("_", "-")
+            if flag in p._option_string_actions:  # argparse's own table of the flags defined so far
+                raise ValueError(f"task file {task.source_file}: [options.{name}] would be the flag {flag}, which "
+                                 "the command has already; rename the option")
             entry = declared.setdefault(name, {"choices": [], "help": spec["help"], "defaults": {}})
             entry["choices"] += [c for c in spec["choices"] if c not in entry["choices"]]
             entry["defaults"][task.name] = spec["default"]

@@ -24,10 +24,13 @@ def run(a) -> int:
     if not folder.is_dir():
         raise ValueError(f"{folder}: no such folder (run folders are under --output-dir, default results/runs)")
     df, skipped = runs_frame(folder, a.all_metrics)
-    if a.task and len(df):
-        df = df[df.task == a.task]
     for s in skipped:
         print(f"note: {s} is not an evaluation results document (skipped)", file=sys.stderr)
+    if a.task and len(df):
+        if a.task not in set(df.task):
+            raise ValueError(f"--task {a.task}: no run under {folder} has this task "
+                             f"(tasks there: {', '.join(sorted(set(df.task)))})")
+        df = df[df.task == a.task]
     if not len(df):
         raise ValueError(f"{folder}: no evaluation runs there (no results.json with tasks)")
     df = df.dropna(axis=1, how="all")

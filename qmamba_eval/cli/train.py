@@ -50,14 +50,12 @@ def add_arguments(p) -> None:
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
 
 
-def run(a) -> int:
+def build_config(a):
+    """The TrainConfig the options ask for, checked (model config included) before anything is trained."""
     import torch
 
-    from ..train import TrainConfig, train
+    from ..train import TrainConfig
 
-    logging.getLogger("qmamba_eval.train").setLevel(logging.INFO)
-    if a.threads:
-        torch.set_num_threads(a.threads)
     cfg = TrainConfig.from_file(a.config).to_dict() if a.config else TrainConfig().to_dict()
     cfg["model"] = a.model
     for key in ("seed", "data_seed", "max_per_task", "device", "export_dtype"):
@@ -85,6 +83,18 @@ def run(a) -> int:
             stage.update(parse_key_values(text, f"--stage{['vision', 'align', 'instruct'].index(name)}"))
     config = TrainConfig.from_dict(cfg)
     check_model(config)  # the model's config (with --llm / --projector) before anything is trained
+    return config
+
+
+def run(a) -> int:
+    import torch
+
+    from ..train import train
+
+    logging.getLogger("qmamba_eval.train").setLevel(logging.INFO)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    config = build_config(a)
     try:
         model = train(config, a.out, progress=not a.no_progress, resume=not a.no_resume)
     except KeyboardInterrupt:

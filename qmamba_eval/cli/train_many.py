@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from .options import positive_int
 
@@ -28,5 +29,7 @@ def run(a) -> int:
     results = run_jobs(a)
     failed = [r["name"] for r in results if r.get("train_rc") != 0]
     if failed:
-        print(f"jobs that did not finish training: {', '.join(failed)}")
+        print(f"error: jobs that did not finish training: {', '.join(failed)} (their OUT/<job>/stdout.txt says why)",
+              file=sys.stderr)
+        return 2
     return 0

@@ -48,9 +48,10 @@ def parse_synthetic(data: str) -> tuple[str, object, int]:
             scale = tuple(int(x) for x in scale.split(","))
         except ValueError:
             scale = None
-        if scale is None or len(scale) != 3 or min(scale) < 0 or sum(scale) == 0:
+        if scale is None:
             raise ValueError(f"--data {data}: a scale is a name ({', '.join(synthetic.SCALES)}) or three scene "
                              "counts SHAPES,SIGNS,SUMS")
+        synthetic.check_counts(scale, f"--data {data}")
     elif scale and scale not in synthetic.SCALES:
         raise ValueError(f"--data {data}: unknown scale {scale!r}; choose from {', '.join(synthetic.SCALES)} or "
                          "give SHAPES,SIGNS,SUMS")

@@ -53,11 +53,16 @@ def load_hooks(name: str) -> Hooks:
 
             here = [m.name for m in pkgutil.iter_modules(__path__) if m.name != "common"]
             hint = suggest(name, here) if "." not in name else ""
+            if "." in name:
+                raise ValueError(f"hook module {module_name!r} not found: is its package installed or on "
+                                 "PYTHONPATH?") from None
             raise ValueError(f"hook module {module_name!r} not found.{hint} Add qmamba_eval/hooks/{name}.py, or "
                              "name an importable module by its dotted path (hooks = \"mypkg.my_hooks\")") from None
         raise ValueError(f"hook module {module_name!r} cannot be imported: {e}") from None
     except ImportError as e:
         raise ValueError(f"hook module {module_name!r} cannot be imported: {e}") from None
+    except Exception as e:  # the module's own code failed while importing
+        raise ValueError(f"hook module {module_name!r} failed while importing: {type(e).__name__}: {e}") from e
     hooks = getattr(module, "HOOKS", None)
     if not isinstance(hooks, Hooks):
         raise ValueError(f"hook module {module_name!r} defines no HOOKS = Hooks(...)")

@@ -12,6 +12,7 @@ Each column is a type, or ``{type = ..., optional = "row" | "column", values = [
 from __future__ import annotations
 
 COLUMN_TYPES = ("text", "id", "number", "image", "answer")
+MAX_TEXT = 65_536  # characters in one value: a longer question is a broken file, not a question
 
 
 def parse_columns(raw: dict, where: str) -> dict:
@@ -55,6 +56,10 @@ def check_rows(columns: dict, rows, where: str, id_columns=("question_id", "id")
             present[col] += 1
             if not _type_ok(spec["type"], v):
                 raise ValueError(f"{at}: column {col!r} is {_value_name(v)}; expected {_type_name(spec['type'])}")
+            longest = _longest(v)
+            if longest > MAX_TEXT:
+                raise ValueError(f"{at}: column {col!r} holds {longest:,} characters (at most {MAX_TEXT:,}): is "
+                                 "the file broken?")
             if spec["values"] and str(v).strip().lower() not in spec["values"]:
                 raise ValueError(f"{at}: column {col!r} is {v!r}; expected one of {', '.join(spec['values'])}")
             if col in seen:
@@ -74,6 +79,16 @@ def check_rows(columns: dict, rows, where: str, id_columns=("question_id", "id")
 def _row_where(where: str, n: int, row: dict, id_columns) -> str:
     qid = next((row[c] for c in id_columns if isinstance(row, dict) and row.get(c) is not None), None)
     return f"{where}: row {n}" + (f" (question {qid})" if qid is not None else "")
+
+
+def _longest(v) -> int:
+    if isinstance(v, str):
+        return len(v)
+    if isinstance(v, dict):
+        return _longest(v.get("answer"))
+    if isinstance(v, (list, tuple)):
+        return max((_longest(x) for x in v), default=0)
+    return 0
 
 
 def _type_ok(kind: str, v) -> bool:

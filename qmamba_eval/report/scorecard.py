@@ -6,7 +6,7 @@ import html
 import re
 from pathlib import Path
 
-from ..scorecard import Row
+from ..scorecard import Row, doc_warnings
 
 ICON = {"pass": "✅ pass", "regressed": "❌ regressed", "improved": "🟢 improved", "changed": "⚠️ changed",
         "missing": "❓ missing", "new": "➕ new"}
@@ -44,6 +44,10 @@ def _context(base: dict, cur: dict) -> list[tuple]:
 def to_markdown(rows: list[Row], base: dict, cur: dict, v: dict, problems: list[str], show_pass: bool = True) -> str:
     head = "## Scorecard: " + ("✅ no regressions" if v["passed"] else "❌ REGRESSION")
     lines = [head, "", " · ".join(f"{k}: {n}" for k, n in v["counts"].items() if n), ""]
+    for role, doc in (("baseline", base), ("current", cur)):
+        lines += [f"**WARNING ({role}):** {md(w)}" for w in doc_warnings(doc)]
+    if lines[-1] != "":
+        lines.append("")
     lines += ["| task | n (base → cur) | data fingerprint | version |", "|---|---|---|---|"]
     for name, nb, nc, fb, fc, ver in _context(base, cur):
         fb, fc, nb, nc, ver = (md(format_value(x)) for x in (fb, fc, nb, nc, ver))

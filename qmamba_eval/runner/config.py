@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,16 +41,35 @@ class RunConfig:
     allow_random: bool = False  # score a model with parts no weights were loaded for
     max_image_errors: float = 0.1  # a task whose unreadable images exceed this share fails the run (exit 2)
 
+    def __post_init__(self):
+        for k in ("model", "checkpoint", "tokenizer", "data"):  # 'folder/' and 'folder' are one model
+            v = getattr(self, k)
+            if isinstance(v, str) and "/" in v and not v.startswith("synthetic:"):
+                setattr(self, k, os.path.normpath(v))
+
     def identity(self) -> dict:
         """What makes two runs the same run: a folder never mixes answers of two of these (a smoke test with
         --limit 1 goes to a folder of its own)."""
         keep = ("model", "checkpoint", "tokenizer", "data", "limit", "device", "dtype", "backend", "seed", "prompt",
                 "splits", "options", "max_new_tokens", "answer_mode")
         out = {k: getattr(self, k) for k in keep}
-        out["options"] = {k: v for k, v in self.options.items() if v is not None}  # only what was asked for
+        out["options"] = self.asked_options(self.options)
         for k, default in (("token_order", "raster"), ("vision_weights", {}), ("model_args", {})):
             if getattr(self, k) != default:  # recorded when used
                 out[k] = getattr(self, k)
+        return out
+
+    def asked_options(self, options: dict) -> dict:
+        """The scoring options that change something: set, declared by one of the tasks, and not every declaring
+        task's default (``--pope-parser llava`` is the same run as no flag)."""
+        from ..tasks import all_tasks
+
+        known = all_tasks()
+        out = {}
+        for k, v in options.items():
+            declaring = [known[t].options[k] for t in self.tasks if t in known and k in known[t].options]
+            if v is not None and declaring and any(str(spec["default"]) != str(v) for spec in declaring):
+                out[k] = v
         return out
 
     def identity_defaults(self) -> dict:

@@ -66,7 +66,7 @@ class RunRecord:
         if not isinstance(old, dict):
             raise RuntimeError(f"{self.run_dir} holds a run record without options; {FIX}")
         if isinstance(old.get("options"), dict):  # earlier versions wrote every scoring option, unset ones as null
-            old = {**old, "options": {k: v for k, v in old["options"].items() if v is not None}}
+            old = {**old, "options": self.config.asked_options(old["options"])}
         defaults = type(self.config)(tasks=[]).identity_defaults()  # a key written by no older version: its default
         changed = [f"{k} ({old.get(k, defaults.get(k))!r} -> {new.get(k, defaults.get(k))!r})"
                    for k in sorted(set(old) | set(new)) if old.get(k, defaults.get(k)) != new.get(k, defaults.get(k))]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..results import answers_digest
 
 
@@ -33,6 +35,16 @@ def task_entry(task, samples: list, options: dict, variant: str, max_image_error
         failures.append(f"{n_errors} of {len(samples)} questions have no readable image (first: {first['error']}); "
                         f"their answers are scored as wrong, so the metrics mean nothing (--max-image-errors "
                         f"{max_image_errors:g})")
+    elif n_errors:
+        warnings.append(f"{n_errors} of {len(samples)} questions have no readable image: their answers are scored "
+                        "as wrong")
+    missing = [k for k in task.headline if k not in entry["metrics"]]
+    if missing:
+        warnings.append(f"headline metric(s) {missing} of task file {task.source_file} are not among the metrics "
+                        "its hooks produced")
+    bad = [k for k, v in entry["metrics"].items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        warnings.append(f"metric(s) {bad} are not finite")
     entry["warnings"], entry["failures"] = warnings + failures, failures
     return entry
 

@@ -38,6 +38,17 @@ NOTE = "synthetic visual-QA data drawn by qmamba_eval.synthetic: NOT benchmark d
 # the sizes of a split: shape scenes, sign scenes, sum scenes
 SCALES = {"sample": (12, 8, 3), "small": (60, 24, 8), "test": (150, 48, 16), "val": (60, 24, 8),
           "train": (2400, 480, 160)}
+MAX_SCENES = 20_000  # per kind: the images are drawn in memory (the train scale has 2,400 shape scenes)
+
+
+def check_counts(counts, where: str) -> tuple:
+    """Three scene counts SHAPES,SIGNS,SUMS: whole numbers from 0 to MAX_SCENES, not all 0."""
+    counts = tuple(counts)
+    if len(counts) != 3 or any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x <= MAX_SCENES
+                               for x in counts) or sum(counts) == 0:
+        raise ValueError(f"{where}: three scene counts SHAPES,SIGNS,SUMS, whole numbers from 0 to {MAX_SCENES:,} "
+                         f"(not all 0), or a scale name ({', '.join(SCALES)}); got {counts}")
+    return counts
 
 
 @dataclass
@@ -105,7 +116,7 @@ def generate(split: str = "test", seed: int = 0, scale: Optional[str | tuple] = 
     at their default scales, so the splits never share a scene whatever the scale asked for."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
-    counts = SCALES[scale or split] if not isinstance(scale, (tuple, list)) else tuple(scale)
+    counts = SCALES[scale or split] if not isinstance(scale, (tuple, list)) else check_counts(scale, "scale")
     if split != SPLITS[-1] and any(c > d for c, d in zip(counts, SCALES[split])):
         raise ValueError(f"the {split} split has at most {SCALES[split]} scenes (shapes, signs, sums); a larger "
                          f"scale {counts} would share scenes with the splits drawn after it")

@@ -117,14 +117,11 @@ class TrainConfig:
             self.data_scale = tuple(self.data_scale)
         if not self.stages:
             raise ValueError("a training run needs at least one stage")
-        from ..synthetic import SCALES
+        from ..synthetic import SCALES, check_counts
 
         scale = self.data_scale
         if isinstance(scale, tuple):
-            if len(scale) != 3 or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in scale) \
-                    or sum(scale) == 0:
-                raise ValueError(f"data_scale {scale!r}: three scene counts SHAPES,SIGNS,SUMS (whole numbers, not all "
-                                 "0), or a scale name")
+            check_counts(scale, "data_scale (--data-scale)")
         elif scale not in SCALES:
             raise ValueError(f"data_scale {scale!r}: a scale name ({', '.join(SCALES)}) or SHAPES,SIGNS,SUMS")
         for name in ("seed", "data_seed", "save_every"):
