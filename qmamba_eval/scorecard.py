@@ -131,7 +131,7 @@ def check_comparable(base: dict, cur: dict, allow_mismatch: bool) -> list[str]:
                            ("prompt variant", lambda t: t.get("prompt_variant")),
                            ("scoring options", lambda t: t.get("options")),
                            ("metric direction table", lambda t: (t.get("report") or {}).get("metrics"))):
-            if get(b) != get(c):
+            if get(b) != get(c) and not (label == "metric direction table" and None in (get(b), get(c))):
                 problems.append(f"{name}: {label} differs (baseline {get(b)!r}, current {get(c)!r})")
     if _kind(base) == "profile":
         for label, get in (("device", lambda d: (d.get("environment") or {}).get("device_name")),

@@ -147,7 +147,7 @@ def test_output_dir_problems_exit_2(tmp_path, capsys):
     g = str(write_data(tmp_path / "d", "gqa", rows_for("gqa", 4)))
     (tmp_path / "afile").write_text("x")
     assert main(["--tasks", "gqa", "--data", g, "--output-dir", str(tmp_path / "afile"), "--no-progress"]) == 2
-    assert "cannot create the run folder" in err(capsys)
+    assert "afile: a file, not a folder" in err(capsys)
     if os.geteuid() == 0:
         pytest.skip("root can write anywhere")
     ro = tmp_path / "ro"

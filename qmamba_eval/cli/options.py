@@ -27,6 +27,25 @@ positive_int = int_at_least(1)
 nonnegative_int = int_at_least(0)
 
 
+def check_output(path, flag: str, folder: bool) -> None:
+    """An output path checked before any work: a folder (``folder``) or a file whose folder exists or can be made;
+    never one where a file stands in the way. The error names the option."""
+    from pathlib import Path
+
+    if path is None or path == "-":
+        return
+    out = Path(path)
+    if folder and out.exists() and not out.is_dir():
+        raise ValueError(f"{flag} {out}: a file, not a folder")
+    if not folder and out.is_dir():
+        raise ValueError(f"{flag} {out}: a folder; give a file name")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{flag} {out}: {parent} is a file, not a folder")
+            break
+
+
 def parse_key_values(text: str, flag: str) -> dict:
     """``"lr=1e-3,epochs=2,train=projector+llm"`` -> dict (numbers and true/false parsed; ``+`` separates the parts
     of ``train`` / ``betas``): --stageN, --llm, --projector, --model-args."""
@@ -35,6 +54,8 @@ def parse_key_values(text: str, flag: str) -> dict:
         if "=" not in item:
             raise ValueError(f"{flag} {item!r}: expected KEY=VALUE")
         key, value = (x.strip() for x in item.split("=", 1))
+        if key in out:
+            raise ValueError(f"{flag} {text!r}: {key} is given twice")
         if key in ("train", "betas"):
             parts = value.split("+")
             try:
@@ -77,12 +98,16 @@ def parse_vision_weights(items) -> dict:
     return out
 
 
-def parse_assignments(items) -> dict:
+def parse_assignments(items, flag: str) -> dict:
     """``["TASK=VALUE", "VALUE"]`` -> ``{"TASK": "VALUE", "*": "VALUE"}`` (a bare value applies to every task)."""
     out = {}
     for item in items or []:
         key, value = item.split("=", 1) if "=" in item else ("*", item)
-        out[key.strip()] = value.strip()
+        key, value = key.strip(), value.strip()
+        if out.get(key, value) != value:
+            raise ValueError(f"{flag} {item!r}: {'every task' if key == '*' else key} already has {flag} "
+                             f"{out[key]!r}; give one value")
+        out[key] = value
     return out
 
 

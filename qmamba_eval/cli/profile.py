@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .options import DTYPES
+from .options import DTYPES, check_output
 
 DESCRIPTION = ("Profile latency, throughput and memory of qmamba / qformer / cobra / vlmamba / llava-style "
                "against a reference pipeline (mamba-ssm's MambaLMHeadModel + transformers encoders) while the "
@@ -72,6 +72,7 @@ def run(a) -> int:
     from ..profiler import profile
 
     _check(a)
+    check_output(a.output_dir, "--output-dir", folder=True)
     if a.output_dir is None:
         a.output_dir = f"results/runs/profile-{a.device.replace(':', '')}-{time.strftime('%Y%m%d-%H%M%S')}"
     cuda = a.device.startswith("cuda")

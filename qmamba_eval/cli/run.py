@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .options import (add_model_options, add_scoring_options, nonnegative_int, parse_assignments, parse_key_values,
+from .options import (add_model_options, check_output, add_scoring_options, nonnegative_int, parse_assignments, parse_key_values,
                       parse_vision_weights, positive_int, scoring_options)
 
 DESCRIPTION = ("Evaluate a Mamba MLLM on VQAv2, GQA, TextVQA, POPE, MME or any task of tasks/ "
@@ -51,12 +51,17 @@ def run(a) -> int:
         from ..tasks import all_tasks
 
         tasks = sorted(all_tasks())
+    repeated = sorted({t for t in tasks if tasks.count(t) > 1})
+    if repeated:
+        print(f"note: --tasks names {', '.join(repeated)} more than once; each runs once", file=sys.stderr)
+        tasks = list(dict.fromkeys(tasks))
     if not tasks:
         raise ValueError("--tasks names no task; e.g. --tasks gqa,pope (run_eval.py list shows them all)")
+    check_output(a.output_dir, "--output-dir", folder=True)
     cfg = RunConfig(tasks=tasks, model=a.model, checkpoint=a.checkpoint, tokenizer=a.tokenizer, data=a.data,
                     limit=a.limit, batch_size=a.batch_size, device=a.device, dtype=a.dtype, backend=a.backend,
                     output_dir=a.output_dir, run_name=a.run_name, seed=a.seed,
-                    prompt=parse_assignments(a.prompt), splits=parse_assignments(a.split),
+                    prompt=parse_assignments(a.prompt, "--prompt"), splits=parse_assignments(a.split, "--split"),
                     options=scoring_options(a), cache_dir=a.cache_dir, max_new_tokens=a.max_new_tokens,
                     answer_mode=a.answer_mode, progress=not a.no_progress, plot=not a.no_plot, workers=a.workers,
                     token_order=a.token_order, vision_weights=parse_vision_weights(a.vision_weights),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .options import check_output
+
 DESCRIPTION = ("Tabulate the evaluation runs under a folder (default results/runs): one row per run and task with "
                "its headline metrics, as markdown (default), CSV or JSON lines.")
 
@@ -20,6 +22,7 @@ def add_arguments(p) -> None:
 def run(a) -> int:
     from ..report.runs import runs_frame
 
+    check_output(a.csv, "--csv", folder=False)
     folder = Path(a.folder)
     if not folder.is_dir():
         raise ValueError(f"{folder}: no such folder (run folders are under --output-dir, default results/runs)")

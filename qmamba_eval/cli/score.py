@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .options import add_scoring_options, scoring_options
+from .options import add_scoring_options, check_output, scoring_options
 
 DESCRIPTION = ("Re-score a predictions file: our samples file, lmms-eval samples, or LLaVA answer files. Prints a "
                "table (--json: the JSON document alone, for scripts; --output FILE: the JSON written there).")
@@ -26,6 +26,7 @@ def run(a) -> int:
     from ..rescore import rescore
     from ..results import write_json_atomic
 
+    check_output(a.output, "--output", folder=False)  # before the work
     res = rescore(a.task, a.predictions, a.references, a.questions, scoring_options(a))
     if a.output:
         write_json_atomic(a.output, res)

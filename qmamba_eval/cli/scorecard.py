@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from .options import check_output
+
 DESCRIPTION = ("Compare a results.json (run or profile) with a baseline, metric by metric. "
                "Exit 0: no regression; 1: a regression; 2: bad input.")
 
@@ -48,6 +50,10 @@ def run(a) -> int:
                              check_tolerances, compare, load_results, verdict)
 
     overrides = _tolerance_overrides(a.tolerance)  # checked before any file is read
+    for flag in ("json_out", "markdown_out", "html_out", "png_out"):
+        check_output(getattr(a, flag), "--" + flag.replace("_", "-"), folder=False)
+    if a.update_baseline:
+        check_output(a.baseline, "--baseline", folder=False)
     cur = load_results(a.current)
     if a.update_baseline:
         old = load_results(a.baseline) if Path(a.baseline).is_file() else None

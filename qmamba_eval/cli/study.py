@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from .options import check_output
+
 DESCRIPTION = ("The accuracy-vs-visual-tokens study. 'plan' writes the train-many jobs (every entry x seed, one "
                "recipe); after 'run_eval.py train-many --jobs JOBS --out RUNS --orders raster,transposed,permuted', "
                "'report' writes study.json (one row per run), study.md and study.png (beside a profile.json's "
@@ -34,6 +36,7 @@ def run(a) -> int:
             seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
         except ValueError:
             raise ValueError(f"--seeds {a.seeds!r}: comma-separated whole numbers") from None
+        check_output(a.jobs, "--jobs", folder=False)
         jobs = tokens.plan(seeds, a.train_args.split())
         Path(a.jobs).parent.mkdir(parents=True, exist_ok=True)
         Path(a.jobs).write_text(json.dumps(jobs, indent=1) + "\n")
@@ -41,6 +44,7 @@ def run(a) -> int:
         return 0
     if not a.runs or not a.out:
         raise ValueError("study report needs --runs (the train-many output folder) and --out")
+    check_output(a.out, "--out", folder=True)
     if not Path(a.runs).is_dir():
         raise ValueError(f"--runs {a.runs}: no such folder")
     rows = tokens.collect(Path(a.runs))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-from .options import positive_int
+from .options import check_output, positive_int
 
 DESCRIPTION = ("Accuracy of trained models (run_eval.py train outputs or shipped checkpoints) on a synthetic split, "
                "each answered with the patches in raster, transposed and permuted order (the scan-order probe). "
@@ -33,6 +34,7 @@ def run(a) -> int:
 
     command = "python run_eval.py table " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["table"] else sys.argv[1:])
     if a.merge:
+        check_output(a.out, "--out", folder=True)
         rows, meta = merge_tables(a.merge.split(","), command)
         print(write_table(rows, meta, Path(a.out)).read_text())
         return 0
@@ -40,9 +42,20 @@ def run(a) -> int:
     bad = [o for o in orders if o not in ORDERS]
     if bad or not orders:
         raise ValueError(f"--orders {a.orders!r}: choose from {', '.join(ORDERS)}")
-    folders = [Path(m.strip()) for m in (a.models or "").split(",") if m.strip()]
+    if len(set(orders)) < len(orders):
+        raise ValueError(f"--orders {a.orders!r}: an order is named twice")
+    folders = [Path(os.path.normpath(m.strip())) for m in (a.models or "").split(",") if m.strip()]
     if not folders:
         raise ValueError("--models names no model folder (or give --merge)")
+    if len(set(folders)) < len(folders):
+        raise ValueError(f"--models: {next(f for f in folders if folders.count(f) > 1)} is named twice")
+    check_output(a.out, "--out", folder=True)
+    from ..data.sources import parse_synthetic
+
+    try:
+        parse_synthetic(f"synthetic:{a.split}:{a.scale}")
+    except ValueError as e:
+        raise ValueError(f"--scale {a.scale!r}: {str(e).split(': ', 1)[-1]}") from None
     for f in folders:
         if not (f / "config.json").is_file():
             raise ValueError(f"--models {f}: not a model folder (no config.json); a training run's model is "

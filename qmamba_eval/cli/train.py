@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .options import parse_key_values, positive_int
+from .options import check_output, parse_key_values, positive_int
 
 DESCRIPTION = ("Train a model on the synthetic visual-QA data: stage 0 pretrains the tiny vision tower on the "
                "scenes' annotations, stage 1 aligns the projector on captions (vision and LLM frozen), stage 2 "
@@ -94,6 +94,7 @@ def run(a) -> int:
     logging.getLogger("qmamba_eval.train").setLevel(logging.INFO)
     if a.threads:
         torch.set_num_threads(a.threads)
+    check_output(a.out, "--out", folder=True)
     config = build_config(a)
     try:
         model = train(config, a.out, progress=not a.no_progress, resume=not a.no_resume)

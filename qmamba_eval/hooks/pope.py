@@ -82,7 +82,15 @@ def read_llava_answers(task, rows: list, labels_dir: Path, questions: Path | Non
     """LLaVA's eval: the answers of each category, in file order, pair with the lines of coco_pope_<cat>.json."""
     if questions is None:
         raise ValueError("POPE answers from LLaVA need --questions (LLaVA's llava_pope_test.jsonl, with categories)")
-    category = {q["question_id"]: q["category"] for q in read_jsonl(questions)}
+    if not labels_dir.is_dir():
+        raise ValueError(f"--references {labels_dir}: for LLaVA's POPE answers, the folder holding "
+                         f"coco_pope_{{{','.join(SPLITS)}}}.json (POPE's output/coco)")
+    category = {}
+    for n, q in enumerate(read_jsonl(questions), 1):
+        if not isinstance(q, dict) or "question_id" not in q or q.get("category") not in SPLITS:
+            raise ValueError(f"--questions {questions}: row {n}: expected question_id and category (one of "
+                             f"{', '.join(SPLITS)}); is it LLaVA's llava_pope_test.jsonl?")
+        category[q["question_id"]] = q["category"]
     by_cat = defaultdict(list)
     for r in rows:
         if r["question_id"] not in category:

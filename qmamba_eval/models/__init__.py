@@ -160,9 +160,12 @@ def check_projector_args(model: str, args: dict) -> None:
     cls = PROJECTORS.get(kind)
     if cls is None:
         return
-    names = [n for n in inspect.signature(cls.__init__).parameters
-             if n not in ("self", "vision_dim", "llm_dim", "device", "dtype")]
-    for key in args:
-        if key not in names:
+    from .preflight import check_argument
+
+    params = {n: p for n, p in inspect.signature(cls.__init__).parameters.items()
+              if n not in ("self", "vision_dim", "llm_dim", "device", "dtype")}
+    for key, value in args.items():
+        if key not in params:
             raise ValueError(f"--model-args {key}=...: the {kind} projector of {model} has no argument {key!r}."
-                             f"{suggest(key, names + ['init'])}")
+                             f"{suggest(key, list(params) + ['init'])}")
+        check_argument(f"--model-args {key}={value}", key, value, str(params[key].annotation))

@@ -68,16 +68,30 @@ def check_config(config, where: str) -> None:
         value = config.llm_config.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{where}: llm_config {key} = {value!r}: a whole number >= 1")
-    cls = PROJECTORS[config.projector]
-    names = [n for n in inspect.signature(cls.__init__).parameters
-             if n not in ("self", "vision_dim", "llm_dim", "device", "dtype")]
+    params = {n: p for n, p in inspect.signature(PROJECTORS[config.projector].__init__).parameters.items()
+              if n not in ("self", "vision_dim", "llm_dim", "device", "dtype")}
     for key, value in config.projector_kwargs.items():
-        if key not in names:
+        if key not in params:
             raise ValueError(f"{where}: projector argument {key!r} is not one of the {config.projector} "
-                             f"projector's.{suggest(key, names)}")
-        if key in ("num_queries", "num_blocks", "num_heads") and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{where}: projector {key} = {value!r}: a whole number >= 1")
+                             f"projector's.{suggest(key, params)}")
+        check_argument(where, key, value, str(params[key].annotation))
+
+
+def check_argument(where: str, key: str, value, annotation: str) -> None:
+    """A projector argument against its constructor's annotation: sizes are whole numbers >= 1, ratios numbers
+    > 0, switches true / false (a string 'maybe' would count as true)."""
+    if value is None and annotation.startswith("Optional"):
+        return
+    kind = annotation.removeprefix("Optional[").rstrip("]")
+    if kind == "bool" and not isinstance(value, bool):
+        raise ValueError(f"{where}: projector {key} = {value!r}: true or false")
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{where}: projector {key} = {value!r}: a whole number >= 1")
+    if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                            or not math.isfinite(value) or value <= 0):
+        raise ValueError(f"{where}: projector {key} = {value!r}: a number > 0")
+    if kind == "str" and not isinstance(value, str):
+        raise ValueError(f"{where}: projector {key} = {value!r}: text")
 
 
 def meta_model(config, where: str = "the model config"):

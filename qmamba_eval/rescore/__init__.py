@@ -14,6 +14,7 @@ from pathlib import Path
 from ..readers.files import read_jsonl
 from ..readers.ids import question_id
 from ..tasks import Task, get_task, task_options
+from ..runner.scoring import answer_warnings
 from .checks import check_predictions
 from .lmms import from_lmms_eval, from_lmms_eval_saved, reference_docs
 
@@ -97,6 +98,19 @@ def rescore(task_name: str, predictions, references=None, questions=None, option
     except (TypeError, KeyError, AttributeError, IndexError) as e:
         raise ValueError(f"{predictions}: its references are not {task.name}'s ({type(e).__name__}: {e}); "
                          "is it another task's file? check --task") from None
+    if samples and all(s["score"] is None for s in samples):
+        raise ValueError(f"{predictions}: none of its {len(samples)} answers could be scored as {task.name} (no "
+                         "reference answers: a test split, or another task's references? check --task and "
+                         "--references)")
+    for w in answer_warnings(samples):
+        notes.append(w)
+    n_errors = sum(1 for s in samples if s.get("error"))
+    if n_errors:
+        notes.append(f"{n_errors} of {len(samples)} samples are errors (no readable image in the run): scored as "
+                     "wrong")
+    bad = [k for k, v in metrics.items() if isinstance(v, float) and v != v]
+    if bad:
+        notes.append(f"metric(s) {bad} are not numbers (NaN)")
     return {"task": task.name, "version": task.version, "format": fmt, "options": opts,
             "n_samples": len(samples), "n_errors": sum(1 for s in samples if s.get("error")), "notes": notes,
             "metrics": metrics}

@@ -120,5 +120,8 @@ def _nth(docs, doc_id):
 def reference_docs(task, references: Path):
     from ..data.sources import load_docs
 
-    docs, _ = load_docs(task, str(references), need_images=False)
+    try:
+        docs, _ = load_docs(task, str(references), need_images=False)
+    except (ValueError, FileNotFoundError) as e:  # the loader speaks of --data; here the file came as --references
+        raise type(e)(str(e).replace("--data ", "--references ")) from None
     return docs

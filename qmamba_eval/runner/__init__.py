@@ -57,6 +57,9 @@ class Runner:
         tasks = [get_task(t) for t in self.cfg.tasks]
         self.cfg.check([t.name for t in tasks], model_given=self._model is not None)
         if self._model is None:
+            from ..models import check_projector_args
+
+            check_projector_args(self.cfg.model, {k: v for k, v in self.cfg.model_args.items() if k != "init"})
             check_weights_given(self.cfg)
         for task in tasks:  # every task's choices checked before any work
             self._variant(task)
@@ -134,6 +137,11 @@ class Runner:
         done = {s["key"] for s in earlier}
         todo = [i for i, k in enumerate(inputs.keys) if k not in done]
         check_image_files(inputs, todo, info, cfg.max_image_errors)  # before any model is built
+        if todo:  # the prompt template against a row, before any model is built
+            try:
+                task.prompt(docs[todo[0]], variant)
+            except ValueError as e:
+                raise ValueError(f"{info.source}: row {todo[0] + 1}: {e}") from None
         mine = shard_batches(todo, cfg.batch_size, world) if world.distributed else todo
         if mine:
             self.model  # built (or loaded) before the clock starts

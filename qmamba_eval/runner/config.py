@@ -111,9 +111,26 @@ class RunConfig:
 
                     raise ValueError(f"{flag} {key}={table[key]}: {key!r} is not among --tasks "
                                      f"({', '.join(sorted(names))}).{suggest(key, names)}")
-        if not model_given and str(self.device).startswith("cuda"):
-            import torch
+        if self.run_name is not None and (not self.run_name.strip() or "/" in self.run_name or "\\" in self.run_name
+                                          or self.run_name in (".", "..")):
+            raise ValueError(f"--run-name {self.run_name!r}: a folder name (no '/', not '.' or '..'); the folder "
+                             "goes under --output-dir")
+        self._check_device(model_given)
 
+    def _check_device(self, model_given: bool) -> None:
+        import torch
+
+        try:
+            kind = torch.device(self.device).type
+        except (RuntimeError, TypeError):
+            kind = None
+        if kind not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"--device {self.device!r}: not a device this harness runs on; use cpu, cuda or "
+                             "cuda:N") from None
+        if self.backend in ("mamba_ssm", "fused") and kind != "cuda" and not model_given:
+            raise ValueError(f"--backend {self.backend} runs on CUDA only; on --device {self.device} use "
+                             "--backend auto or reference")
+        if not model_given and kind == "cuda":
             if not torch.cuda.is_available():
                 raise ValueError(f"--device {self.device}: CUDA is not available here (torch {torch.__version__}, "
                                  f"CUDA build {torch.version.cuda or 'none'}); use --device cpu")

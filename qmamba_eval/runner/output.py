@@ -29,6 +29,12 @@ def check_weights_given(cfg) -> None:
     if cfg.checkpoint == "random" or (shipped_checkpoint(cfg.model) is None):
         raise ValueError(f"--model {cfg.model}: no weights (a preset without --checkpoint is randomly initialised); "
                          + RANDOM_FIX)
+    changed = {k: v for k, v in cfg.model_args.items() if k != "init"}
+    if changed:
+        args = ",".join(f"{k}={v}" for k, v in changed.items())
+        raise ValueError(f"--model {cfg.model} --model-args {args}: its shipped weights are for its own projector, "
+                         "so this model would be randomly initialised; train one with these arguments "
+                         "(run_eval.py train --projector ...), or pass --allow-random to score it anyway")
 
 
 def build_run_model(cfg, device: str):

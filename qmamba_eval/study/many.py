@@ -77,9 +77,9 @@ def run_job(job: dict, out: Path, timeout: float, orders: str, gpu=None, deadlin
     return res
 
 
-def run_jobs(a) -> list:
-    """``a``: the parsed ``run_eval.py train-many`` options. Returns the per-job summaries (also in summary.json)."""
-    jobs = read_jobs(a.jobs)
+def run_jobs(a, jobs: list) -> list:
+    """``a``: the parsed ``run_eval.py train-many`` options; ``jobs``: the checked jobs file. Returns the per-job
+    summaries (also in summary.json)."""
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -91,50 +91,6 @@ def run_jobs(a) -> list:
         if mps:
             subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, check=False)
     return results
-
-
-def read_jobs(path) -> list:
-    """The jobs file, every job's arguments parsed and its training config checked before any job starts."""
-    import re
-
-    from ..cli import parser_for
-    from ..cli.train import build_config
-
-    shape = f'{path}: expected a JSON list of {{"name": ..., "args": [...]}}'
-    text = Path(path).read_text()
-    if not text.strip():
-        raise ValueError(f"{path}: the file is empty; {shape.split(': ', 1)[1]}")
-    try:
-        jobs = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not JSON ({e}); {shape.split(': ', 1)[1]}") from None
-    if not isinstance(jobs, list) or not jobs:
-        raise ValueError(shape + (" (the list is empty)" if jobs == [] else ""))
-    for i, j in enumerate(jobs):
-        if isinstance(j, dict) and set(j) - {"name", "args"}:
-            raise ValueError(f"{path}: job {i + 1}: unknown key(s) {sorted(set(j) - {'name', 'args'})} (a job is "
-                             '{"name": ..., "args": [...]})')
-        if not isinstance(j, dict) or not isinstance(j.get("args"), list):
-            raise ValueError(f"{path}: job {i + 1}: expected {{\"name\": ..., \"args\": [...]}}, got {j!r:.100}")
-        name = j.get("name")
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
-            raise ValueError(f"{path}: job {i + 1}: name {name!r} must be a folder name (letters, digits, _ . -)")
-        if not all(isinstance(x, str) for x in j["args"]):
-            raise ValueError(f"{path}: job {name}: args must be strings (as typed on the command line), got "
-                             f"{j['args']!r:.100}")
-        if any(x == "--out" or x.startswith("--out=") for x in j["args"]):
-            raise ValueError(f"{path}: job {name}: --out is set by train-many (OUT/{name}); remove it from args")
-        try:
-            build_config(parser_for("train").parse_args([*j["args"], "--out", "-"]))
-        except SystemExit:  # argparse said why on stderr
-            raise ValueError(f"{path}: job {name}: its args are not valid 'run_eval.py train' arguments "
-                             "(see the usage message above)") from None
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{path}: job {name}: {e}") from None
-    names = [j["name"] for j in jobs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"{path}: job names repeat")
-    return jobs
 
 
 def start_mps() -> bool:

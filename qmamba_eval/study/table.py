@@ -104,8 +104,27 @@ def write_table(rows: list, meta: dict, out: Path, stem: str = "table") -> Path:
 
 def merge_tables(files, command: str) -> tuple[list, dict]:
     """Rows of several table.json files together (one majority row, from the first)."""
-    parts = [json.loads(Path(f).read_text()) for f in files]
+    parts = []
+    for f in files:
+        try:
+            part = json.loads(Path(f).read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--merge {f}: not valid JSON ({e.msg})") from None
+        if not (isinstance(part, dict) and isinstance(part.get("rows"), list) and isinstance(part.get("meta"), dict)
+                and all(isinstance(r, dict) and "model" in r and "order" in r for r in part["rows"])
+                and any(r["model"] == "majority" for r in part["rows"])):
+            raise ValueError(f"--merge {f}: not a table.json written by run_eval.py table (rows with a majority row, "
+                             "meta)")
+        if parts and part["meta"].get("data") != parts[0]["meta"].get("data"):
+            raise ValueError(f"--merge {f}: its data ({part['meta'].get('data')}) is not the first table's "
+                             f"({parts[0]['meta'].get('data')}); merge tables of one split and scale")
+        parts.append(part)
     rows = [r for part in parts for r in part["rows"] if r["model"] != "majority"]
+    seen = set()
+    for r in rows:
+        if (r["model"], r["order"]) in seen:
+            raise ValueError(f"--merge: model {r['model']} in {r['order']} order is in more than one table")
+        seen.add((r["model"], r["order"]))
     rows.insert(0, next(r for r in parts[0]["rows"] if r["model"] == "majority"))
     meta = dict(parts[0]["meta"], command=command, parts=[part["meta"]["command"] for part in parts])
     return rows, meta
